@@ -1,0 +1,1 @@
+"""Vitrail benchmarks: ``python -m benchmarks <name> --help``."""

@@ -1,0 +1,66 @@
+"""One entry point for every benchmark.
+
+python -m benchmarks topology --hosts 1000 5000 10000 --json benchmarks/results/topology.json
+python -m benchmarks structures --hosts 10000 --json benchmarks/results/structures.json
+python -m benchmarks distributed --hosts 1000 10000 --json benchmarks/results/distributed.json
+python -m benchmarks replay --hosts 1000 10000 --json benchmarks/results/replay.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="name", required=True)
+    topo = sub.add_parser("topology", help="processor build rate, memory per entity, dump/load time")
+    topo.add_argument("--hosts", type=int, nargs="+", default=[1000, 5000, 10000])
+    topo.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
+    topo.add_argument("--json", type=Path, default=None, help="write the results here")
+    evaluator = sub.add_parser("evaluator", help="build with templates live, full pass, alarm and RCA latency")
+    evaluator.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    evaluator.add_argument("--alarms", type=int, default=100, help="host-down alarms injected")
+    evaluator.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
+    evaluator.add_argument("--json", type=Path, default=None)
+    structures = sub.add_parser("structures", help="graph data structures compared (docs/graph-structure.md)")
+    structures.add_argument("--hosts", type=int, nargs="+", default=[10000])
+    structures.add_argument("--json", type=Path, default=None)
+    distributed = sub.add_parser(
+        "distributed", help="collector -> RabbitMQ -> graph events/s, and the broker's ceiling"
+    )
+    distributed.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    distributed.add_argument("--repeat", type=int, default=2, help="runs per size; the best is reported")
+    distributed.add_argument("--json", type=Path, default=None)
+    replay = sub.add_parser("replay", help="a restart: the event log replayed into an empty graph")
+    replay.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    replay.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
+    replay.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.name == "topology":
+        from benchmarks.topology import run
+
+        run(args.hosts, args.repeat, args.json)
+    elif args.name == "evaluator":
+        from benchmarks.evaluator import run as run_evaluator
+
+        run_evaluator(args.hosts, args.alarms, args.repeat, args.json)
+    elif args.name == "replay":
+        from benchmarks.replay import run as run_replay
+
+        run_replay(args.hosts, args.repeat, args.json)
+    elif args.name == "distributed":
+        from benchmarks.distributed import run as run_distributed
+
+        run_distributed(args.hosts, args.repeat, args.json)
+    else:
+        from benchmarks.graph_structures import run
+
+        run(args.hosts, args.json)
+
+
+if __name__ == "__main__":
+    main()

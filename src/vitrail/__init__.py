@@ -1,0 +1,5 @@
+"""Vitrail: root-cause analysis for cloud operators."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,623 @@
+"""The ``vitrail`` command: run the service, and ask it questions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import yaml
+from rich.console import Console
+
+from vitrail.cli.client import ApiCallError, ApiClient
+from vitrail.cli.render import (
+    alarm_table,
+    key_value_table,
+    print_json,
+    rca_tree,
+    resource_table,
+    topology_table,
+    topology_tree,
+)
+from vitrail.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="vitrail",
+    help="Vitrail: root-cause analysis for cloud operators.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+topology_app = typer.Typer(help="The entity graph.", no_args_is_help=True)
+resource_app = typer.Typer(help="Resources of the entity graph.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+alarm_app = typer.Typer(help="Alarms (datasource and deduced).", no_args_is_help=True)
+rca_app = typer.Typer(help="Root-cause analysis.", no_args_is_help=True)
+template_app = typer.Typer(help="Templates: how failures propagate.", no_args_is_help=True)
+event_app = typer.Typer(help="Post events (alarms) to Vitrail.", no_args_is_help=True)
+config_app = typer.Typer(help="The configuration.", no_args_is_help=True)
+app.add_typer(topology_app, name="topology")
+app.add_typer(resource_app, name="resource")
+app.add_typer(db_app, name="db")
+app.add_typer(alarm_app, name="alarm")
+app.add_typer(rca_app, name="rca")
+app.add_typer(template_app, name="template")
+app.add_typer(event_app, name="event")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+if not out.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+    out.width = max(out.width, 200)
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo" / "static"
+DEMO_TEMPLATES = Path(__file__).resolve().parent.parent / "demo" / "templates"
+DEMO_FAILING_HOST = "host-00002"
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (.toml/.yaml); default $VITRAIL_CONFIG.", show_default=False),
+]
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="API address; default from the config (http://127.0.0.1:8999).")
+]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class TopologyFormat(StrEnum):
+    table = "table"
+    tree = "tree"
+    json = "json"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _client(url: str | None, config: Path | None) -> ApiClient:
+    return ApiClient(url or _settings(config).api.client_url())
+
+
+def _call(url: str | None, config: Path | None, method: str, path: str, **kwargs: Any) -> Any:
+    with _client(url, config) as client:
+        try:
+            return client.call(method, path, **kwargs)
+        except ApiCallError as exc:
+            raise fail(str(exc)) from None
+
+
+# -- serve --------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load a demo cloud: a simulated OpenStack plus static switches.")
+    ] = False,
+    hosts: Annotated[
+        int | None, typer.Option("--hosts", min=0, help="With --demo: simulate this many hosts (10 VMs each).")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Listen address (api.host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Listen port (api.port).")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = None,
+    log_format: Annotated[str | None, typer.Option("--log-format", help="auto, json or console.")] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            help="api, graph, collector, listener or all (repeat for several). Default: all, in one process "
+            "(the embedded mode). Separate roles need an amqp:// transport_url.",
+        ),
+    ] = None,
+) -> None:
+    """Run Vitrail: by default API, graph and datasources in one process (the embedded mode)."""
+    overrides: dict[str, Any] = {}
+    api: dict[str, Any] = {}
+    if host is not None:
+        api["host"] = host
+    if port is not None:
+        api["port"] = port
+    if api:
+        overrides["api"] = api
+    logging_overrides = {k: v for k, v in (("level", log_level), ("format", log_format)) if v is not None}
+    if logging_overrides:
+        overrides["logging"] = logging_overrides
+    if role:
+        overrides["roles"] = role
+    static_directory = None
+    if hosts is not None and not demo:
+        raise fail("--hosts goes with --demo", 2)
+    if demo:
+        overrides["datasources"] = ["simulator", "static", "prometheus", "doctor"]
+        overrides["simulator"] = (
+            {"hosts": hosts, "instances_per_host": 10, "seed": 42}
+            if hosts is not None
+            else {
+                "hosts": 8,
+                "instances_per_host": 4,
+                "networks": 1,
+                "failed_hosts": 1,
+                "changes_per_poll": 2,
+                "seed": 42,
+            }
+        )
+        static_directory = DEMO_DIR
+    settings = _settings(config, **overrides)
+    from vitrail.logs import configure_logging
+
+    configure_logging(settings.logging.level, settings.logging.format)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, static_directory, demo))
+
+
+def _runtime(settings: Settings, static_directory: Path | None) -> Any:
+    from vitrail.services.runtime import Runtime
+
+    try:
+        return Runtime(settings, None, static_directory)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+
+async def _serve(settings: Settings, static_directory: Path | None, demo: bool = False) -> None:
+    from vitrail.bus.base import BusUnavailable
+    from vitrail.graph.states import StateTableError
+    from vitrail.services.listener import ListenerError
+    from vitrail.storage import DatabaseConfigError, DatabaseUnavailable
+
+    runtime = _runtime(settings, static_directory)
+    try:
+        await runtime.start()
+    except (
+        OSError,
+        BusUnavailable,
+        ListenerError,
+        DatabaseUnavailable,
+        DatabaseConfigError,
+        StateTableError,
+    ) as exc:
+        await runtime.stop()
+        raise fail(f"cannot start: {exc}") from None
+    roles = ", ".join(sorted(runtime.roles))
+    if runtime.url is not None:
+        err.print(
+            f"Vitrail ({roles}) is listening on [bold]{runtime.url}[/] (API docs: {runtime.url}/docs)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err.print(f"Vitrail ({roles}) is running; stop it with Ctrl-C or SIGTERM.", highlight=False, soft_wrap=True)
+    server = asyncio.create_task(runtime.serve())
+    try:
+        if runtime.graph is not None:
+            await _show_progress(runtime, server)
+        if demo and runtime.graph is not None and not server.done():
+            await runtime.seed_demo(DEMO_TEMPLATES, DEMO_FAILING_HOST)
+            err.print(
+                f"Demo: templates loaded and {DEMO_FAILING_HOST} is down. Try: vitrail alarm list, "
+                "then vitrail rca show <an 'Instance down' alarm's vitrage_id>",
+                highlight=False,
+                soft_wrap=True,
+            )
+        await server
+    finally:
+        await runtime.stop()
+
+
+async def _show_progress(runtime: Any, server: asyncio.Task[None]) -> None:
+    """A progress bar while the first topology loads (on a terminal; log lines otherwise)."""
+    graph = runtime.graph
+    ready = asyncio.create_task(graph.ready.wait())
+    if not err.is_terminal:
+        await asyncio.wait({ready, server}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("loading topology"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("load", total=None)
+        while not ready.done() and not server.done():
+            state = graph.progress
+            progress.update(task, total=state.expected or None, completed=state.applied)
+            await asyncio.wait({ready, server}, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if graph.ready.is_set():
+        graph_size = graph.processor.graph
+        err.print(f"Topology loaded: {graph_size.num_vertices} entities, {graph_size.num_edges} relationships.")
+
+
+# -- topology -----------------------------------------------------------------------
+
+
+@topology_app.command("show")
+def topology_show(
+    fmt: Annotated[TopologyFormat, typer.Option("--format", "-f", help="table, tree or json.")] = TopologyFormat.table,
+    root: Annotated[str | None, typer.Option("--root", help="vitrage_id to start from.")] = None,
+    depth: Annotated[int | None, typer.Option("--depth", "--limit", min=0, help="Hops from the root.")] = None,
+    query: Annotated[str | None, typer.Option("--filter", help="A Vitrage query, as JSON.")] = None,
+    all_tenants: Annotated[bool, typer.Option("--all-tenants", help="Every project (admin).")] = False,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Table rows shown at most.")] = 200,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show the entity graph."""
+    if query is not None:
+        _check_json("--filter", query)
+    body = {
+        "graph_type": "tree" if fmt is TopologyFormat.tree else "graph",
+        "depth": depth,
+        "root": root,
+        "query": query,
+        "all_tenants": all_tenants,
+    }
+    data = _call(url, config, "POST", "/v1/topology/", json=body)
+    if fmt is TopologyFormat.json:
+        print_json(out, data)
+    elif fmt is TopologyFormat.tree:
+        out.print(topology_tree(data))
+    else:
+        nodes = data.get("nodes", [])
+        shown = {**data, "nodes": nodes[:max_rows]} if len(nodes) > max_rows else data
+        out.print(topology_table(shown))
+        if len(nodes) > max_rows:
+            err.print(f"(showing {max_rows} of {len(nodes)} entities; use --format json for all)")
+
+
+def _emit(data: Any, fmt: OutputFormat, render: Callable[[Any], Any]) -> None:
+    """JSON for scripts, ``render(data)`` for people."""
+    if fmt is OutputFormat.json:
+        print_json(out, data)
+    else:
+        out.print(render(data))
+
+
+def _check_json(option: str, text: str) -> None:
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise fail(f"{option} is not valid JSON: {exc}", 2) from None
+
+
+# -- resources ------------------------------------------------------------------------
+
+
+@resource_app.command("list")
+def resource_list(
+    resource_type: Annotated[str | None, typer.Option("--type", help="Only this vitrage_type.")] = None,
+    query: Annotated[str | None, typer.Option("--filter", help="A Vitrage query, as JSON.")] = None,
+    all_tenants: Annotated[bool, typer.Option("--all-tenants", help="Every project (admin).")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List resources."""
+    if query is not None:
+        _check_json("--filter", query)
+    body = {"resource_type": resource_type, "all_tenants": all_tenants, "query": query}
+    rows = _call(url, config, "POST", "/v1/resources/", json=body)
+    _emit(rows, fmt, lambda r: resource_table(r, title=f"{len(r)} resources"))
+
+
+@resource_app.command("show")
+def resource_show(
+    vitrage_id: Annotated[str, typer.Argument(help="The resource's vitrage_id.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show one resource."""
+    _emit(_call(url, config, "GET", f"/v1/resources/{vitrage_id}"), fmt, key_value_table)
+
+
+@resource_app.command("count")
+def resource_count(
+    group_by: Annotated[str, typer.Option("--group-by", help="Property to count by.")] = "vitrage_type",
+    resource_type: Annotated[str | None, typer.Option("--type")] = None,
+    all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Count resources by a property."""
+    body = {"resource_type": resource_type, "all_tenants": all_tenants, "query": None, "group_by": group_by}
+    _emit(_call(url, config, "POST", "/v1/resources/count/", json=body), fmt, key_value_table)
+
+
+@app.command()
+def status(url: UrlOption = None, config: ConfigOption = None) -> None:
+    """Is the service up and its graph loaded?"""
+    data = _call(url, config, "GET", "/v1/status/", params={"detailed": "true"})
+    out.print(key_value_table({"reason": data.get("reason"), **data.get("details", {})}))
+
+
+# -- alarms and rca ---------------------------------------------------------------------
+
+
+@alarm_app.command("list")
+def alarm_list(
+    vitrage_id: Annotated[str, typer.Argument(help="A resource's vitrage_id, or all.")] = "all",
+    all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List active alarms (of one resource, or all)."""
+    params: dict[str, Any] = {"vitrage_id": vitrage_id, "all_tenants": str(all_tenants)}
+    if limit is not None:
+        params["limit"] = limit
+    rows = _call(url, config, "GET", "/v1/alarm/", params=params)
+    _emit(rows, fmt, lambda r: alarm_table(r, title=f"{len(r)} active alarms"))
+
+
+@alarm_app.command("show")
+def alarm_show(
+    vitrage_id: Annotated[str, typer.Argument(help="The alarm's vitrage_id.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show one alarm."""
+    _emit(_call(url, config, "GET", f"/v1/alarm/{vitrage_id}"), fmt, key_value_table)
+
+
+@alarm_app.command("count")
+def alarm_count(
+    all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Count active alarms by severity."""
+    _emit(_call(url, config, "GET", "/v1/alarm/count/", params={"all_tenants": str(all_tenants)}), fmt, key_value_table)
+
+
+@rca_app.command("show")
+def rca_show(
+    alarm_id: Annotated[str, typer.Argument(help="The alarm's vitrage_id.")],
+    all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
+    fmt: Annotated[TopologyFormat, typer.Option("--format", "-f", help="tree or json.")] = TopologyFormat.tree,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """An alarm's root causes (at the top) and consequences."""
+    data = _call(url, config, "GET", "/v1/rca/", params={"alarm_id": alarm_id, "all_tenants": str(all_tenants)})
+    if fmt is TopologyFormat.json:
+        print_json(out, data)
+    else:
+        out.print(rca_tree(data))
+
+
+# -- templates ----------------------------------------------------------------------------
+
+
+def _template_files(path: Path) -> list[tuple[str, str]]:
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+    if not files:
+        raise fail(f"{path}: no .yaml or .yml file here", 2)
+    found = []
+    for file in files:
+        try:
+            found.append((str(file), file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"cannot read {file}: {exc}", 2) from None
+    return found
+
+
+def _params(values: list[str] | None) -> dict[str, str]:
+    params = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise fail(f"--param {item!r}: expected name=value", 2)
+        params[name] = value
+    return params
+
+
+PathArgument = Annotated[Path, typer.Argument(help="A template file, or a directory of them.", exists=True)]
+ParamOption = Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value for get_param().")]
+TypeOption = Annotated[str | None, typer.Option("--type", help="standard, definition or equivalence.")]
+
+
+@template_app.command("validate")
+def template_validate(
+    path: PathArgument,
+    template_type: TypeOption = None,
+    param: ParamOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check templates without adding them: every problem, with its line."""
+    body = {"templates": _template_files(path), "template_type": template_type, "params": _params(param)}
+    results = _call(url, config, "POST", "/v1/template/", json=body)["results"]
+    if fmt is OutputFormat.json:
+        print_json(out, results)
+    else:
+        for result in results:
+            ok = result["status"] == "validation OK"
+            out.print(f"[{'green' if ok else 'red'}]{result['status']}[/] {result['file path']}", highlight=False)
+            for problem in result.get("problems", []):
+                out.print(f"  {problem.get('text') or problem}", highlight=False)
+    if any(r["status"] != "validation OK" for r in results):
+        raise typer.Exit(1)
+
+
+@template_app.command("add")
+def template_add(
+    path: PathArgument,
+    template_type: TypeOption = None,
+    param: ParamOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace templates of the same name.")] = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add templates; the graph is evaluated for them at once."""
+    body = {
+        "templates": _template_files(path),
+        "template_type": template_type,
+        "params": _params(param),
+        "overwrite": overwrite,
+    }
+    rows = _call(url, config, "PUT", "/v1/template/", json=body)
+    out.print(_template_rows(rows))
+
+
+def _template_rows(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in ("uuid", "name", "status", "type", "date", "status details"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row.get(c) or "") for c in ("uuid", "name", "status", "type", "date", "status details")))
+    return table
+
+
+@template_app.command("list")
+def template_list(
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List templates."""
+    _emit(_call(url, config, "GET", "/v1/template/"), fmt, _template_rows)
+
+
+@template_app.command("show")
+def template_show(
+    uuid_or_name: Annotated[str, typer.Argument(help="The template's uuid or name.")],
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show a template as stored (YAML)."""
+    data = _call(url, config, "GET", f"/v1/template/{uuid_or_name}")
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+@template_app.command("delete")
+def template_delete(
+    ids: Annotated[list[str], typer.Argument(help="uuids or names.")],
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete templates; their deduced alarms and states go with them."""
+    _call(url, config, "DELETE", "/v1/template/", json={"id": ids})
+    out.print(f"deleting {len(ids)} template(s)")
+
+
+@event_app.command("post")
+def event_post(
+    event_type: Annotated[str, typer.Option("--type", help="e.g. compute.host.down")],
+    details: Annotated[str, typer.Option("--details", help="JSON object: hostname, status (down|up)...")] = "{}",
+    time: Annotated[str | None, typer.Option("--time", help="ISO-8601 time (default: now)")] = None,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Post an event, as Vitrage's event API takes it."""
+    try:
+        parsed = json.loads(details)
+    except ValueError as exc:
+        raise fail(f"--details is not valid JSON: {exc}", 2) from None
+    body: dict[str, Any] = {"type": event_type, "details": parsed}
+    if time is not None:
+        body["time"] = time
+    _call(url, config, "POST", "/v1/event/", json=body)
+    out.print("event accepted")
+
+
+# -- db -------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: ConfigOption = None,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Overrides database.url.")] = None,
+) -> None:
+    """Apply the database migrations (``vitrail serve`` does it too)."""
+    overrides = {"database": {"url": database_url}} if database_url else {}
+    settings = _settings(config, **overrides)
+
+    async def run() -> str | None:
+        from vitrail.storage import create_engine, upgrade
+
+        if settings.database.url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.database_url())
+        try:
+            return await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    from vitrail.storage import DatabaseConfigError, DatabaseUnavailable
+
+    try:
+        revision = asyncio.run(run())
+    except (DatabaseUnavailable, DatabaseConfigError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"database is at revision {revision}")
+
+
+# -- config ---------------------------------------------------------------------------
+
+
+class ConfigFormat(StrEnum):
+    yaml = "yaml"
+    json = "json"
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOption = None,
+    fmt: Annotated[ConfigFormat, typer.Option("--format", "-f")] = ConfigFormat.yaml,
+    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print the passwords in URLs.")] = False,
+) -> None:
+    """Print the effective configuration (defaults + file + environment), passwords hidden."""
+    from vitrail.config import redact
+
+    data = _settings(config).model_dump(mode="json")
+    if not show_secrets:
+        data = redact(data)
+    if fmt is ConfigFormat.json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the reference of every option (Markdown; docs/configuration.md)."""
+    from vitrail.config import reference_markdown
+
+    sys.stdout.write(reference_markdown())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Built-in state and severity tables (Vitrage ``datasources_values`` format)."""

@@ -1,0 +1,246 @@
+"""The event log: every event the graph accepted, stored in sequence order.
+
+The graph is a fold over this log: a standby that takes over (or a
+reconstruction at time T) loads a snapshot and replays the events after it.
+So the log must hold each accepted event exactly once, in order, and give it
+back unchanged. Delivery is at-least-once, hence :meth:`EventLog.append` is
+idempotent: a redelivered batch inserts nothing and does not fail.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vitrail.graph.events import Event, EventAction, format_timestamp
+from vitrail.storage.models import DATASOURCE_LENGTH, EVENT_ID_LENGTH, MYSQL_DIALECTS, events
+
+_PAYLOAD_OPTIONS = orjson.OPT_SORT_KEYS
+"""Canonical JSON: the same payload always gives the same text."""
+
+_CONFLICT_CHECK_CHUNK = 500
+"""Keys per IN (...) list when verifying duplicates; far below every backend's parameter limit."""
+
+_COLUMNS = (
+    events.c.sequence,
+    events.c.event_id,
+    events.c.datasource,
+    events.c.action,
+    events.c.sample_time,
+    events.c.payload,
+    events.c.round,
+    events.c.received_at,
+)
+_ACTIONS = {action.value: action for action in EventAction}
+
+
+class EventLogConflict(ValueError):
+    """A batch disagrees with the stored log: a sequence number already belongs to another
+    event id, or an event id is stored under another sequence number. Nothing of the
+    batch is stored. Ignoring it would leave the log unable to rebuild the live graph
+    (two graph leaders, or an event accepted twice under two numbers)."""
+
+
+class EventLog:
+    """The ordered, append-only event log over an ``AsyncEngine`` (schema from the migrations)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._insert = _insert_ignoring_duplicates(self._dialect)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the log writes to (for callers that share its transactions or pool)."""
+        return self._engine
+
+    async def append(self, batch: Sequence[Event]) -> int:
+        """Store ``batch`` in one transaction; return how many events were new.
+
+        Events already stored (same event id under the same sequence number) are
+        skipped, so redelivering a batch is harmless. Every event must carry its
+        sequence number (:class:`ValueError` otherwise, and for any field the
+        database could not hold exactly); a batch contradicting the log raises
+        :class:`EventLogConflict`. Either way nothing of the batch is stored.
+        """
+        if not batch:
+            return 0
+        rows = [_to_row(event) for event in batch]
+        async with self._engine.begin() as connection:
+            result = await connection.execute(self._insert, rows)
+            inserted = len(result.all()) if result.returns_rows else result.rowcount
+            if inserted < len(rows):
+                await _check_duplicates_match(connection, rows)
+        return inserted
+
+    async def read(self, after: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with a sequence number greater than ``after``, in sequence order, at most ``limit``."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if limit == 0:
+            return []
+        query = select(*_COLUMNS).where(events.c.sequence > after).order_by(events.c.sequence)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._engine.connect() as connection:
+            result = await connection.execute(query)
+            return [_to_event(row) for row in result]
+
+    async def iter_batches(self, after: int = 0, batch_size: int = 10_000) -> AsyncIterator[list[Event]]:
+        """The events after ``after`` as lists of at most ``batch_size``, in sequence order.
+
+        Each batch is one short query (keyset pagination on the sequence), so a long
+        replay neither holds a transaction open nor loads the whole log in memory.
+        Events appended meanwhile are included if they come after the last batch read.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        while True:
+            batch = await self.read(after=after, limit=batch_size)
+            if not batch:
+                return
+            yield batch
+            if len(batch) < batch_size:
+                return
+            after = cast(int, batch[-1].sequence)  # read() always sets it
+
+    async def max_sequence(self) -> int:
+        """The highest stored sequence number, 0 for an empty log."""
+        async with self._engine.connect() as connection:
+            value = await connection.scalar(select(func.coalesce(func.max(events.c.sequence), 0)))
+        return int(value or 0)
+
+    async def count(self) -> int:
+        """How many events the log holds."""
+        async with self._engine.connect() as connection:
+            value = await connection.scalar(select(func.count()).select_from(events))
+        return int(value or 0)
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
+    """An INSERT that skips rows whose sequence or event id is already stored.
+
+    PostgreSQL: ``ON CONFLICT DO NOTHING ... RETURNING`` (asyncpg reports no row count
+    for executemany, so the returned keys are counted). SQLite: ``ON CONFLICT DO
+    NOTHING``, which, unlike ``INSERT OR IGNORE``, skips only uniqueness conflicts and
+    still fails on a NOT NULL violation. MySQL/MariaDB: ``INSERT IGNORE``, the only form
+    whose affected-row count is the number of new rows; it also turns data errors into
+    warnings, which is why :func:`_to_row` checks lengths first.
+    """
+    if dialect == "postgresql":
+        return postgresql.insert(events).on_conflict_do_nothing().returning(events.c.sequence)
+    if dialect == "sqlite":
+        return sqlite.insert(events).on_conflict_do_nothing()
+    if dialect in MYSQL_DIALECTS:
+        return mysql.insert(events).prefix_with("IGNORE")
+    raise ValueError(f"the event log does not support the {dialect!r} database")
+
+
+async def _check_duplicates_match(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Raise :class:`EventLogConflict` unless every skipped row is stored as it is in the batch."""
+    by_sequence: dict[int, str] = {}
+    by_event_id: dict[str, int] = {}
+    for start in range(0, len(rows), _CONFLICT_CHECK_CHUNK):
+        chunk = rows[start : start + _CONFLICT_CHECK_CHUNK]
+        for column, key in ((events.c.sequence, "sequence"), (events.c.event_id, "event_id")):
+            query = select(events.c.sequence, events.c.event_id).where(column.in_([row[key] for row in chunk]))
+            for sequence, event_id in await connection.execute(query):
+                by_sequence[sequence] = event_id
+                by_event_id[event_id] = sequence
+    conflicts: list[str] = []
+    for row in rows:
+        sequence, event_id = row["sequence"], row["event_id"]
+        stored_event_id = by_sequence.get(sequence)
+        if stored_event_id is not None and stored_event_id != event_id:
+            conflicts.append(f"sequence {sequence} is stored for event {stored_event_id!r}, not {event_id!r}")
+        elif by_event_id.get(event_id) != sequence:
+            conflicts.append(f"event {event_id!r} is stored with sequence {by_event_id.get(event_id)}, not {sequence}")
+    if conflicts:
+        more = f" (and {len(conflicts) - 3} more)" if len(conflicts) > 3 else ""
+        raise EventLogConflict(f"batch contradicts the event log: {'; '.join(conflicts[:3])}{more}")
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+def _to_row(event: Event) -> dict[str, Any]:
+    """The table row of ``event``, checked so that the database stores it exactly or not at all."""
+    sequence = event.sequence
+    if type(sequence) is not int or sequence < 1:
+        raise ValueError(f"event {event.event_id!r}: sequence must be a positive integer, got {sequence!r}")
+    _check_text(event, "event_id", event.event_id, EVENT_ID_LENGTH)
+    _check_text(event, "datasource", event.datasource, DATASOURCE_LENGTH)
+    action = event.action.value if isinstance(event.action, EventAction) else event.action
+    if action not in _ACTIONS:
+        raise ValueError(f"event {event.event_id!r}: unknown action {event.action!r}")
+    if event.round is not None and type(event.round) is not int:
+        raise ValueError(f"event {event.event_id!r}: round must be an integer or None, got {event.round!r}")
+    try:
+        payload = orjson.dumps(event.payload, option=_PAYLOAD_OPTIONS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"event {event.event_id!r}: payload is not JSON data: {exc}") from None
+    return {
+        "sequence": sequence,
+        "event_id": event.event_id,
+        "datasource": event.datasource,
+        "action": action,
+        "sample_time": _parse_time(event, "sample_time", event.sample_time),
+        "payload": payload,
+        "round": event.round,
+        "received_at": None if event.received_at is None else _parse_time(event, "received_at", event.received_at),
+    }
+
+
+def _check_text(event: Event, field: str, value: object, length: int) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"event {event.event_id!r}: {field} must be a non-empty string, got {value!r}")
+    if len(value) > length:
+        raise ValueError(f"event {event.event_id!r}: {field} is longer than {length} characters")
+
+
+def _parse_time(event: Event, field: str, value: object) -> datetime:
+    """An aware datetime from Vitrail's timestamp format (naive means UTC, as everywhere)."""
+    try:
+        moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"event {event.event_id!r}: {field} {value!r} is not an ISO-8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_time(moment: datetime) -> str:
+    """:func:`format_timestamp`, skipping the zone conversion for the UTC times the columns return.
+
+    Cached: the events of a get_all round share their times, and formatting was a
+    third of the time a replay spent reading the log.
+    """
+    if moment.tzinfo is UTC:
+        return moment.isoformat(" ", "microseconds")
+    return format_timestamp(moment)
+
+
+def _to_event(row: Any) -> Event:
+    sequence, event_id, datasource, action, sample_time, payload, round_, received_at = row
+    try:
+        return Event(
+            event_id=event_id,
+            datasource=datasource,
+            action=_ACTIONS[action],
+            sample_time=_format_time(sample_time),
+            payload=orjson.loads(payload),
+            round=round_,
+            received_at=None if received_at is None else _format_time(received_at),
+            sequence=sequence,
+        )
+    except (KeyError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"event log row {sequence} cannot be read: {exc!r}") from None
+
+
+__all__ = ["EventLog", "EventLogConflict"]

@@ -1,0 +1,1 @@
+"""Alembic revision files, one per schema change (a package so they ship with the wheel)."""

@@ -1,0 +1,275 @@
+"""The ``vitrail`` CLI against a running service, and the real python-vitrageclient."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.e2e.conftest import ServerProcess
+from vitrail.cli.main import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_topology_show_formats(demo_server: ServerProcess) -> None:
+    code, out, _ = run("topology", "show", "--url", demo_server.url, "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert len(data["nodes"]) > 70
+    code, out, _ = run("topology", "show", "--url", demo_server.url, "--format", "tree")
+    assert code == 0
+    assert "openstack.cluster" in out and "host-00003" in out and "vm-00007-03" in out
+    code, out, _ = run("topology", "show", "--url", demo_server.url)
+    assert code == 0
+    assert "entities" in out and "tor-b" in out
+
+
+def test_topology_show_root_depth_and_filter(demo_server: ServerProcess) -> None:
+    code, out, _ = run(
+        "topology",
+        "show",
+        "--url",
+        demo_server.url,
+        "-f",
+        "json",
+        "--filter",
+        '{"==": {"vitrage_type": "nova.host"}}',
+    )
+    assert code == 0
+    assert {n["vitrage_type"] for n in json.loads(out)["nodes"]} == {"nova.host"}
+    code, _, err = run("topology", "show", "--url", demo_server.url, "--filter", "{bad")
+    assert code == 2 and "--filter is not valid JSON" in err
+
+
+def test_resource_list_show_count(demo_server: ServerProcess) -> None:
+    code, out, _ = run("resource", "list", "--url", demo_server.url, "--type", "nova.host", "-f", "json")
+    assert code == 0
+    hosts = json.loads(out)
+    assert len(hosts) == 8
+    code, out, _ = run("resource", "show", hosts[0]["vitrage_id"], "--url", demo_server.url)
+    assert code == 0 and hosts[0]["name"] in out
+    code, out, _ = run("resource", "list", "--url", demo_server.url)
+    assert code == 0 and "resources" in out
+    code, out, _ = run("resource", "count", "--url", demo_server.url, "-f", "json")
+    assert json.loads(out)["nova.host"] == 8
+    code, _, err = run("resource", "show", "missing-id", "--url", demo_server.url)
+    assert code == 1 and "(HTTP 404)" in err
+
+
+def test_status_and_unreachable_service(demo_server: ServerProcess) -> None:
+    code, out, _ = run("status", "--url", demo_server.url)
+    assert code == 0 and "OK" in out
+    code, _, err = run("status", "--url", "http://127.0.0.1:1")
+    assert code == 1 and "cannot reach Vitrail" in err
+
+
+def test_config_show_reflects_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "vitrail.toml"
+    config.write_text("[api]\nport = 9100\n[graph]\nconsistency_rounds = 3\n")
+    monkeypatch.setenv("VITRAIL_GRAPH__CONSISTENCY_ROUNDS", "4")
+    code, out, _ = run("config", "show", "--config", str(config))
+    assert code == 0
+    shown = yaml.safe_load(out)
+    assert shown["api"]["port"] == 9100
+    assert shown["graph"]["consistency_rounds"] == 4  # the environment beats the file
+    monkeypatch.setenv("VITRAIL_TRANSPORT_URL", "amqp://vitrail:s3cret@mq:5672/vitrail?quorum=true")
+    _, out, _ = run("config", "show", "--config", str(config))
+    assert yaml.safe_load(out)["transport_url"] == "amqp://vitrail:***@mq:5672/vitrail?quorum=true"
+    _, out, _ = run("config", "show", "--config", str(config), "--show-secrets")
+    assert "s3cret" in out
+    monkeypatch.delenv("VITRAIL_TRANSPORT_URL")
+    config.write_text("[graph]\nconsistency_rounds = 0\n")
+    monkeypatch.delenv("VITRAIL_GRAPH__CONSISTENCY_ROUNDS")
+    code, _, err = run("config", "show", "--config", str(config))
+    assert code == 2 and "graph.consistency_rounds" in err
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    code, out, _ = run("db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'x.db'}")
+    assert code == 0 and "revision 0003" in out
+    code, _, err = run("db", "upgrade", "--database-url", "oracle://x")
+    assert code == 1 and "oracle" in err
+
+
+VITRAGE = shutil.which("vitrage", path=os.path.dirname(sys.executable))
+
+
+class VitrageCli:
+    """The real python-vitrageclient against ``url``, without Keystone (its vitrage-noauth plugin)."""
+
+    def __init__(self, url: str) -> None:
+        self.base = [VITRAGE or "vitrage", "--os-auth-type", "vitrage-noauth", "--user-id", "operator",
+                     "--project-id", "project-0", "--endpoint", url]  # fmt: skip
+
+    def __call__(self, *args: str) -> str:
+        result = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.mark.skipif(VITRAGE is None, reason="python-vitrageclient is part of the test extras")
+def test_python_vitrageclient_topology_and_resources(demo_server: ServerProcess) -> None:
+    vitrage = VitrageCli(demo_server.url)
+
+    topology = json.loads(vitrage("topology", "show", "--all-tenants"))
+    assert any(n["vitrage_type"] == "nova.host" for n in topology["nodes"])
+    tree = json.loads(vitrage("topology", "show", "--graph-type", "tree"))
+    assert tree["vitrage_type"] == "openstack.cluster"
+    hosts = json.loads(vitrage("resource", "list", "--type", "nova.host", "--all-tenants", "-f", "json"))
+    assert len(hosts) == 8 and {"ID", "Type", "Data Source ID", "State", "Metadata"} <= set(hosts[0])
+    shown = json.loads(vitrage("resource", "show", hosts[0]["ID"], "-f", "json"))
+    assert shown["vitrage_id"] == hosts[0]["ID"]
+    counts = json.loads(vitrage("resource", "count", "--all-tenants"))
+    assert counts["nova.host"] == 8
+    services = json.loads(vitrage("service", "list", "-f", "json"))
+    assert {s["Name"] for s in services} == {"vitrail-api", "vitrail-collector", "vitrail-graph"}
+    assert "OK" in vitrage("status")
+    failed = subprocess.run([*vitrage.base, "resource", "show", "nope"], capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1 and "(HTTP 404)" in failed.stderr
+
+
+def _demo_alarms(server: ServerProcess) -> list[dict[str, Any]]:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the demo adds its templates and its host failure after the load
+        alarms = httpx.get(f"{server.url}/v1/alarm/").json()
+        if sum(1 for a in alarms if a["name"] == "Instance down") == 4:
+            return alarms
+        time.sleep(0.2)
+    raise AssertionError("the demo's host failure never showed")
+
+
+def test_demo_alarms_rca_and_templates_in_the_cli(demo_server: ServerProcess) -> None:
+    alarms = _demo_alarms(demo_server)
+    code, out, _ = run("alarm", "list", "--url", demo_server.url)
+    assert code == 0 and "Instance down" in out and "compute.host.down" in out
+    code, out, _ = run("alarm", "count", "--url", demo_server.url, "-f", "json")
+    assert json.loads(out)["CRITICAL"] >= 5
+    deduced = next(a for a in alarms if a["name"] == "Instance down")
+    code, out, _ = run("rca", "show", deduced["vitrage_id"], "--url", demo_server.url)
+    assert code == 0
+    lines = out.splitlines()
+    assert "root cause" in lines[0] and "compute.host.down" in lines[1]  # the cause is at the top
+    assert "← asked" in out
+    code, out, _ = run("alarm", "show", deduced["vitrage_id"], "--url", demo_server.url)
+    assert code == 0 and "Instance down" in out
+    code, out, _ = run("template", "list", "--url", demo_server.url)
+    assert code == 0 and "host_down" in out and "ACTIVE" in out
+    code, out, _ = run("template", "show", "host_down", "--url", demo_server.url)
+    assert code == 0 and "host_down_alarm [on] host" in out
+
+
+def test_template_validate_add_delete_and_event_post_in_the_cli(demo_server: ServerProcess, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "metadata: {version: 3, name: bad, type: standard}\n"
+        "entities:\n  host: {category: RESOURCE, type: nova.host}\n"
+        "scenarios:\n  - condition: ghost [on] host\n    actions:\n      - set_state: {target: host}\n"
+    )
+    code, out, _ = run("template", "validate", str(bad), "--url", demo_server.url)
+    assert code == 1 and "validation failed" in out and "line 5" in out and "line 7" in out
+    good = tmp_path / "quiet.yaml"
+    good.write_text(
+        "metadata: {version: 3, name: cli_marks, type: standard}\n"
+        "entities:\n  alarm: {category: ALARM, type: doctor, name: disk.full}\n"
+        "  host: {category: RESOURCE, type: nova.host}\n"
+        "scenarios:\n  - condition: alarm [on] host\n    actions:\n      - mark_down: {target: host}\n"
+    )
+    code, out, _ = run("template", "add", str(good), "--url", demo_server.url)
+    assert code == 0 and "cli_marks" in out
+    code, _, err = run("template", "add", str(good), "--url", demo_server.url)
+    assert code == 1 and "exists already" in err
+    details = '{"hostname": "host-00005", "status": "down"}'
+    code, out, _ = run("event", "post", "--type", "disk.full", "--details", details, "--url", demo_server.url)
+    assert code == 0
+    code, _, err = run("event", "post", "--type", "disk.full", "--details", "{}", "--url", demo_server.url)
+    assert code == 1 and "hostname" in err
+    code, out, _ = run("template", "delete", "cli_marks", "--url", demo_server.url)
+    assert code == 0
+
+
+@pytest.mark.skipif(VITRAGE is None, reason="python-vitrageclient is part of the test extras")
+def test_python_vitrageclient_alarms_rca_templates_and_events(demo_server: ServerProcess, tmp_path: Path) -> None:
+    alarms = _demo_alarms(demo_server)
+    vitrage = VitrageCli(demo_server.url)
+
+    listed = json.loads(vitrage("alarm", "list", "--all-tenants", "-f", "json"))
+    assert {a["Name"] for a in listed} >= {"compute.host.down", "Instance down"}
+    assert {"ID", "Type", "Name", "Resource Type", "Resource ID", "Severity", "Update Time"} <= set(listed[0])
+    deduced = next(a for a in alarms if a["name"] == "Instance down")
+    shown = json.loads(vitrage("alarm", "show", deduced["vitrage_id"], "-f", "json"))
+    assert shown["name"] == "Instance down"
+    counts = json.loads(vitrage("alarm", "count", "--all-tenants"))
+    assert counts["CRITICAL"] >= 5 and set(counts) == {"CRITICAL", "SEVERE", "WARNING", "OK", "N/A"}
+    rca = json.loads(vitrage("rca", "show", deduced["vitrage_id"], "--all-tenants"))
+    names = {n["name"] for n in rca["nodes"]}
+    assert "compute.host.down" in names and rca["nodes"][rca["inspected_index"]]["vitrage_id"] == deduced["vitrage_id"]
+    templates = json.loads(vitrage("template", "list", "-f", "json"))
+    assert {t["Name"] for t in templates} >= {"host_down", "switch_down"}
+    shown_template = vitrage("template", "show", "host_down")
+    assert "host_down_alarm [on] host" in shown_template
+    examples = Path(__file__).resolve().parents[2] / "examples" / "templates"
+    validated = json.loads(vitrage("template", "validate", "--path", str(examples / "v2_host_high_cpu.yaml")))
+    assert validated["results"][0]["status code"] == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "metadata: {version: 3, name: bad, type: standard}\n"
+        "entities:\n  host: {category: RESOURCE, type: nova.host}\n"
+        "scenarios:\n  - condition: ghost [on] host\n    actions:\n      - mark_down: {target: host}\n"
+    )
+    rejected = json.loads(vitrage("template", "validate", "--path", str(bad)))
+    assert rejected["results"][0]["status code"] == 10200  # Vitrage's code: unknown entity in the condition
+    vitrage("template", "add", "--path", str(examples / "v2_host_high_cpu.yaml"))
+    assert "host_high_cpu" in vitrage("template", "list") or "high_cpu" in vitrage("template", "list")
+    added = next(t for t in json.loads(vitrage("template", "list", "-f", "json")) if "cpu" in t["Name"])
+    vitrage("template", "delete", added["UUID"])
+    vitrage(
+        "event",
+        "post",
+        "--type",
+        "compute.host.down",
+        "--details",
+        '{"hostname": "host-00006", "status": "down", "source": "client"}',
+    )
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hosts = {
+            a["vitrage_resource_name"]
+            for a in httpx.get(f"{demo_server.url}/v1/alarm/").json()
+            if a["name"] == "compute.host.down"
+        }
+        if "host-00006" in hosts:
+            break
+        time.sleep(0.2)
+    assert "host-00006" in hosts
+
+
+def test_serve_refuses_roles_that_cannot_meet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VITRAIL_DATA_DIR", str(tmp_path))
+    code, _, err = run("serve", "--role", "api")
+    assert code == 2
+    assert "need a shared bus" in err and "amqp://" in err
+    code, _, err = run("serve", "--role", "api", "--role", "scheduler")
+    assert code == 2 and "unknown role(s) ['scheduler']" in err
+    assert not list(tmp_path.iterdir())  # refused before anything was created
