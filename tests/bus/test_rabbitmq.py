@@ -21,7 +21,7 @@ import pytest
 
 from tests.servers import RABBITMQ_URL, bus_url, rabbitmqctl, start_rabbitmq_app
 from vitrail.bus import open_bus
-from vitrail.bus.base import BusClosed, BusUnavailable, Delivery, RpcTimeout
+from vitrail.bus.base import BusClosed, BusUnavailable, Delivery, RpcTimeout, Undecodable
 from vitrail.bus.connection import mask_url
 from vitrail.bus.rabbitmq import QueueMismatch, RabbitMQBus, RabbitMQOptions
 
@@ -211,7 +211,7 @@ async def test_a_consumer_holds_at_most_prefetch_unacked_deliveries(rabbit: Rabb
         await bus.ack(delivery)
 
 
-async def test_a_body_that_is_not_json_is_dropped_never_requeued(
+async def test_a_body_that_is_not_json_is_handed_over_raw_and_never_requeued(
     rabbit: RabbitNamespace, caplog: pytest.LogCaptureFixture
 ) -> None:
     bus = await rabbit()
@@ -223,14 +223,20 @@ async def test_a_body_that_is_not_json_is_dropped_never_requeued(
         await exchange.publish(aio_pika.Message(b"\x80not json{", content_type="text/plain"), routing_key="t")
     await bus.publish("t", "good")
     with caplog.at_level(logging.ERROR, logger="vitrail.bus.rabbitmq"):
-        delivery = await asyncio.wait_for(bus.get("t", "g"), 5)
+        poison = await asyncio.wait_for(bus.get("t", "g"), 5)
+    assert isinstance(poison.body, Undecodable)
+    assert poison.body.raw == b"\x80not json{"
+    assert poison.body.content_type == "text/plain"
+    assert "not JSON" in poison.body.reason
+    await bus.ack(poison)  # the consumer keeps it as a dead letter and acks it
+    delivery = await asyncio.wait_for(bus.get("t", "g"), 5)
     assert delivery.body == "good"
     await bus.ack(delivery)
     assert await nothing_comes(bus, "t", "g")
     assert await bus.pending("t", "g") == 0
-    poison = [r for r in caplog.records if "not JSON" in r.getMessage()]
-    assert len(poison) == 1
-    assert "not json{" in poison[0].raw  # type: ignore[attr-defined]
+    logged = [r for r in caplog.records if "not JSON" in r.getMessage()]
+    assert len(logged) == 1
+    assert "not json{" in logged[0].raw  # type: ignore[attr-defined]
 
 
 async def test_publishing_a_body_that_is_not_json_compatible_is_refused(rabbit: RabbitNamespace) -> None:

@@ -40,6 +40,20 @@ class Delivery:
     _native: Any = field(default=None, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """The body of a delivery whose bytes are not JSON (someone else published them).
+
+    It is handed to the consumer rather than dropped by the bus, so that the
+    consumer can keep the raw bytes as a dead letter, then ack: a message that
+    cannot be read must never be requeued (it would come back forever).
+    """
+
+    raw: bytes
+    content_type: str | None
+    reason: str
+
+
 class BusClosed(RuntimeError):
     """The bus was closed while waiting for a message."""
 
@@ -97,6 +111,16 @@ class EventBus(ABC):
     @abstractmethod
     async def declare(self, topic: str, group: str) -> None:
         """Make sure ``group`` receives messages of ``topic`` from now on (durably)."""
+
+    def set_prefetch(self, topic: str, group: str, count: int) -> None:
+        """Let this process's consumer of (``topic``, ``group``) hold up to ``count`` unacked messages.
+
+        For consumers that ack late (the graph acks an input once its events are
+        stored): with the default prefetch they would run dry waiting for acks.
+        Call before the first :meth:`get`; buses without prefetch ignore it.
+        """
+        if count < 1:
+            raise ValueError(f"prefetch must be at least 1, got {count}")
 
     @abstractmethod
     async def get(self, topic: str, group: str) -> Delivery:

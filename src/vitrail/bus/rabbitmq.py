@@ -18,7 +18,8 @@ has the long version):
   a consumer on its own channel with manual acks and a prefetch; deliveries
   wait in a small in-process buffer (at most ``prefetch``) for ``get``.
   ``ack``/``nack`` are ``basic.ack``/``basic.nack``. A body that is not JSON is
-  nacked without requeue and logged: a poison message must never loop.
+  logged and handed over as :class:`~vitrail.bus.base.Undecodable`, so that the
+  consumer keeps it as a dead letter and acks it: a poison message must never loop.
 * **RPC**: a durable queue ``<prefix>.rpc.<service>`` per service, on the
   default exchange; servers compete for it. A call carries a correlation id,
   the caller's exclusive reply queue and an ``expiration`` of ``within``, so a
@@ -63,6 +64,7 @@ from vitrail.bus.base import (
     RpcHandler,
     RpcServer,
     RpcTimeout,
+    Undecodable,
 )
 from vitrail.bus.connection import TRANSIENT, Broker, ConnectionOptions, mask_url
 
@@ -228,7 +230,7 @@ class _Consumer:
         async def open_consumer() -> AbstractRobustChannel:
             channel = await _open_channel(broker.consumer, confirms=False)
             try:
-                await channel.set_qos(prefetch_count=self.bus.options.prefetch)
+                await channel.set_qos(prefetch_count=self.bus.prefetch_of(self.topic, self.group))
                 # Declared here too so that the robust channel re-consumes it after a reconnect.
                 queue = await channel.declare_queue(self.queue_name, durable=True, arguments=self.bus.queue_arguments)
                 await queue.consume(self._arrived)
@@ -245,7 +247,7 @@ class _Consumer:
             self._ready.notify()
 
     async def next(self) -> tuple[AbstractIncomingMessage, Any]:
-        """The next delivery and its decoded body; poison messages are dropped on the way."""
+        """The next delivery and its decoded body (:class:`Undecodable` for bytes that are not JSON)."""
         while True:
             async with self._ready:
                 await self._ready.wait_for(lambda: bool(self._messages) or self._closed)
@@ -257,13 +259,12 @@ class _Consumer:
             try:
                 return message, orjson.loads(message.body)
             except orjson.JSONDecodeError as exc:
-                await self._reject_poison(message, exc)
+                return message, self._poison(message, exc)
 
-    async def _reject_poison(self, message: AbstractIncomingMessage, exc: Exception) -> None:
-        # Never requeued: it would come back forever. The log line keeps it for a human.
+    def _poison(self, message: AbstractIncomingMessage, exc: Exception) -> Undecodable:
         metrics.EVENTS_UNPARSABLE.inc()
         log.error(
-            "dropped a message that is not JSON (not requeued)",
+            "received a message that is not JSON (kept as a dead letter, not requeued)",
             extra={
                 "queue": self.queue_name,
                 "reason": str(exc),
@@ -271,7 +272,7 @@ class _Consumer:
                 "raw": message.body[:RAW_LOG_BYTES].decode("utf-8", "replace"),
             },
         )
-        await _settle(message.nack(requeue=False), "nack of a poison message")
+        return Undecodable(bytes(message.body), message.content_type, f"not JSON: {exc}")
 
     def buffered(self) -> int:
         """Deliveries received and not handed out yet (they wait in this process)."""
@@ -410,6 +411,7 @@ class RabbitMQBus(EventBus):
         self._declare_lock = asyncio.Lock()
         self._query_lock = asyncio.Lock()
         self._consumers: dict[tuple[str, str], _Consumer] = {}
+        self._prefetch: dict[tuple[str, str], int] = {}  # per-consumer overrides of options.prefetch
         self._consumer_lock = asyncio.Lock()
         self._servers: list[_RabbitServer] = []
         self._ids = itertools.count(1)
@@ -574,6 +576,14 @@ class RabbitMQBus(EventBus):
             await exchange.publish(message, routing_key=topic, mandatory=False)
 
         await broker.persist(send, channel, f"publish to {topic}")
+
+    def set_prefetch(self, topic: str, group: str, count: int) -> None:
+        super().set_prefetch(topic, group, count)
+        self._prefetch[(topic, group)] = count
+
+    def prefetch_of(self, topic: str, group: str) -> int:
+        """The prefetch of this process's consumer of (``topic``, ``group``)."""
+        return self._prefetch.get((topic, group), self.options.prefetch)
 
     async def _consumer(self, topic: str, group: str) -> _Consumer:
         key = (topic, group)
