@@ -1,4 +1,5 @@
-"""The event log on every backend: exact round trips, idempotent appends, ordered reads."""
+"""The event log on every backend: exact round trips, idempotent appends, ordered reads,
+epoch fencing, contiguity and pruning."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from vitrail.graph.events import Event, EventAction
-from vitrail.storage import EventLog, EventLogConflict, events
+from vitrail.storage import EpochStore, EventLog, EventLogConflict, EventLogGap, Fenced, events
+from vitrail.storage.leadership import GRAPH
 
 UNICODE_PAYLOAD: dict[str, Any] = {
     "name": "hôte-çà-北京-🦉",
@@ -212,3 +214,102 @@ async def test_stored_payload_is_never_unpickled(event_log: EventLog) -> None:
     assert isinstance(raw, str)
     assert orjson.loads(raw) == {"data": pickled}
     assert (await event_log.read())[0].payload == {"data": pickled}
+
+
+async def test_validate_names_what_the_log_cannot_hold(event_log: EventLog) -> None:
+    assert EventLog.validate(make_event(1, payload=UNICODE_PAYLOAD)) is None
+    assert event_log.validate(make_event(2, event_id="🦉" * 255)) is None
+    for changes, message in INVALID_FIELDS:
+        reason = event_log.validate(make_event(1, **changes))
+        assert reason is not None and message in reason, (changes, reason)
+    assert "sequence must be a positive integer" in (EventLog.validate(make_event(1, sequence=None)) or "")
+
+
+# -- epoch fencing ------------------------------------------------------------------------------
+
+
+async def test_an_append_of_a_former_leader_is_fenced_and_stores_nothing(event_log: EventLog) -> None:
+    # No leader yet: no row, epoch 0, every epoch passes.
+    assert await event_log.append(make_events(1, 2), epoch=1) == 2
+    epochs = EpochStore(event_log.engine)
+    assert await epochs.bump(GRAPH, "first") == 1
+    assert await event_log.append(make_events(3, 4), epoch=1) == 2
+    assert await epochs.bump(GRAPH, "second") == 2
+    with pytest.raises(Fenced, match=r"epoch 1 of 'graph' is stale: the current epoch is 2"):
+        await event_log.append(make_events(5, 9), epoch=1)
+    assert await event_log.max_sequence() == 4
+    with pytest.raises(Fenced):  # checked before contiguity: a deposed leader's batch is dropped, not awaited
+        await event_log.append(make_events(7, 9), epoch=1, contiguous=True)
+    assert await event_log.append(make_events(5, 9), epoch=2) == 5
+    assert await event_log.count() == 9
+    # Without an epoch nothing is checked (single-process mode).
+    assert await event_log.append(make_events(10, 10)) == 1
+
+
+# -- contiguity ---------------------------------------------------------------------------------
+
+
+async def test_a_contiguous_batch_must_follow_the_stored_end(event_log: EventLog) -> None:
+    with pytest.raises(EventLogGap, match=r"expected sequence 1, found 2 \(the log is stored up to 0\)"):
+        await event_log.append(make_events(2, 4), contiguous=True)
+    assert await event_log.count() == 0
+    assert await event_log.append(make_events(1, 5), contiguous=True) == 5
+    with pytest.raises(EventLogGap, match=r"expected sequence 6, found 8 \(the log is stored up to 5\)"):
+        await event_log.append(make_events(8, 10), contiguous=True)
+    assert await event_log.max_sequence() == 5
+    # Without contiguous the same batch is taken (the historical behaviour).
+    assert await event_log.append(make_events(8, 10)) == 3
+
+
+async def test_a_contiguous_batch_must_not_skip_a_number(event_log: EventLog) -> None:
+    await event_log.append(make_events(1, 5))
+    for batch, message in [
+        ([make_event(6), make_event(7), make_event(9)], "expected sequence 8, found 9"),
+        ([make_event(3), make_event(4), make_event(7)], "expected sequence 6, found 7"),
+    ]:
+        with pytest.raises(EventLogGap, match=message):
+            await event_log.append(batch, contiguous=True)
+    assert await event_log.count() == 5
+    # The order inside the batch does not matter, and repeats are stored once.
+    assert await event_log.append([make_event(7), make_event(6), make_event(7)], contiguous=True) == 2
+    assert [e.sequence for e in await event_log.read()] == [1, 2, 3, 4, 5, 6, 7]
+
+
+async def test_a_redelivered_prefix_with_a_new_tail_is_accepted(event_log: EventLog) -> None:
+    assert await event_log.append(make_events(1, 5), contiguous=True) == 5
+    assert await event_log.append(make_events(1, 5), contiguous=True) == 0
+    assert await event_log.append(make_events(3, 8), contiguous=True) == 3
+    # Messages joined into one batch by a persistor: a redelivery, then an overlapping one.
+    joined = make_events(6, 8) + make_events(6, 8) + make_events(7, 11)
+    assert await event_log.append(joined, contiguous=True) == 3
+    assert await event_log.read() == make_events(1, 11)
+    # The stored part is still checked against the log.
+    with pytest.raises(EventLogConflict, match="sequence 11 is stored for event 'ev-11', not 'other'"):
+        await event_log.append([make_event(11, event_id="other"), make_event(12)], contiguous=True)
+    assert await event_log.max_sequence() == 11
+
+
+# -- pruning ------------------------------------------------------------------------------------
+
+
+async def test_prune_deletes_the_oldest_events_in_chunks(event_log: EventLog) -> None:
+    assert await event_log.first_sequence() == 0
+    assert await event_log.prune(before_sequence=100) == 0
+    await event_log.append(make_events(1, 25))
+    assert await event_log.first_sequence() == 1
+    assert await event_log.prune(before_sequence=11, chunk_size=4) == 10
+    assert await event_log.first_sequence() == 11
+    assert await event_log.count() == 15
+    assert [e.sequence for e in await event_log.read(limit=2)] == [11, 12]
+    assert await event_log.prune(before_sequence=11) == 0
+    with pytest.raises(ValueError, match="chunk_size"):
+        await event_log.prune(before_sequence=20, chunk_size=0)
+
+
+async def test_prune_always_keeps_the_newest_event(event_log: EventLog) -> None:
+    await event_log.append(make_events(1, 10))
+    assert await event_log.prune(before_sequence=1_000, chunk_size=3) == 9
+    assert await event_log.read() == [make_event(10)]
+    assert await event_log.first_sequence() == await event_log.max_sequence() == 10
+    # So contiguous appends go on after it.
+    assert await event_log.append(make_events(11, 12), contiguous=True) == 2

@@ -1,4 +1,4 @@
-"""Vitrail's relational storage: engines, migrations and the event log.
+"""Vitrail's relational storage: engines, migrations, the event log and the durability stores.
 
 SQLite for the embedded mode, PostgreSQL or MariaDB/MySQL in production, all
 through asyncio drivers and one Alembic migration history. Import from here;
@@ -20,19 +20,36 @@ from vitrail.storage.database import (
     normalize_url,
     upgrade,
 )
-from vitrail.storage.event_log import EventLog, EventLogConflict
+from vitrail.storage.dead_letters import DeadLetter, DeadLetterDraft, DeadLetterNotFound, DeadLetterStore, NewDeadLetter
+from vitrail.storage.event_log import EventLog, EventLogConflict, EventLogGap
+from vitrail.storage.leadership import EpochHolder, EpochStore, Fenced, check_epoch, read_watermark
 from vitrail.storage.models import events, metadata, templates
+from vitrail.storage.snapshots import SnapshotCorrupt, SnapshotInfo, SnapshotNotFound, SnapshotStore, thinning_plan
 from vitrail.storage.templates import DuplicateTemplate, StoredTemplate, TemplateStore
 
 __all__ = [
     "DatabaseConfigError",
     "DatabaseUnavailable",
+    "DeadLetter",
+    "DeadLetterDraft",
+    "DeadLetterNotFound",
+    "DeadLetterStore",
     "DuplicateTemplate",
+    "EpochHolder",
+    "EpochStore",
     "EventLog",
     "EventLogConflict",
+    "EventLogGap",
+    "Fenced",
+    "NewDeadLetter",
+    "SnapshotCorrupt",
+    "SnapshotInfo",
+    "SnapshotNotFound",
+    "SnapshotStore",
     "StoredTemplate",
     "TemplateStore",
     "check_connection",
+    "check_epoch",
     "create_engine",
     "current_revision",
     "describe_target",
@@ -42,6 +59,8 @@ __all__ = [
     "mask_url",
     "metadata",
     "normalize_url",
+    "read_watermark",
     "templates",
+    "thinning_plan",
     "upgrade",
 ]

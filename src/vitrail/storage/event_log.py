@@ -5,6 +5,11 @@ reconstruction at time T) loads a snapshot and replays the events after it.
 So the log must hold each accepted event exactly once, in order, and give it
 back unchanged. Delivery is at-least-once, hence :meth:`EventLog.append` is
 idempotent: a redelivered batch inserts nothing and does not fail.
+
+The persistors write what the graph leader numbered: :meth:`EventLog.append`
+checks the leader's epoch (:mod:`vitrail.storage.leadership`) in the same
+transaction, so a deposed leader's events never land, and can refuse a batch
+that would leave a hole after the stored end of the log (``contiguous``).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Insert, func, select
+from sqlalchemy import Insert, delete, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vitrail.graph.events import Event, EventAction, format_timestamp
+from vitrail.storage.leadership import GRAPH, check_epoch, writer_engine
 from vitrail.storage.models import DATASOURCE_LENGTH, EVENT_ID_LENGTH, MYSQL_DIALECTS, events
 
 _PAYLOAD_OPTIONS = orjson.OPT_SORT_KEYS
@@ -27,6 +33,9 @@ _PAYLOAD_OPTIONS = orjson.OPT_SORT_KEYS
 
 _CONFLICT_CHECK_CHUNK = 500
 """Keys per IN (...) list when verifying duplicates; far below every backend's parameter limit."""
+
+PRUNE_CHUNK = 10_000
+"""Events deleted per transaction by :meth:`EventLog.prune`: no huge transaction, no long lock."""
 
 _COLUMNS = (
     events.c.sequence,
@@ -48,11 +57,19 @@ class EventLogConflict(ValueError):
     (two graph leaders, or an event accepted twice under two numbers)."""
 
 
+class EventLogGap(ValueError):
+    """A ``contiguous`` batch would leave a hole in the log: its new events do not start
+    right after the stored end (an earlier batch is missing, e.g. still being written by
+    another persistor), or they skip a number. Nothing of the batch is stored; once the
+    missing events are stored it can be appended."""
+
+
 class EventLog:
     """The ordered, append-only event log over an ``AsyncEngine`` (schema from the migrations)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writer = writer_engine(engine)
         self._dialect = engine.dialect.name
         self._insert = _insert_ignoring_duplicates(self._dialect)
 
@@ -61,7 +78,7 @@ class EventLog:
         """The engine the log writes to (for callers that share its transactions or pool)."""
         return self._engine
 
-    async def append(self, batch: Sequence[Event]) -> int:
+    async def append(self, batch: Sequence[Event], *, epoch: int | None = None, contiguous: bool = False) -> int:
         """Store ``batch`` in one transaction; return how many events were new.
 
         Events already stored (same event id under the same sequence number) are
@@ -69,16 +86,50 @@ class EventLog:
         sequence number (:class:`ValueError` otherwise, and for any field the
         database could not hold exactly); a batch contradicting the log raises
         :class:`EventLogConflict`. Either way nothing of the batch is stored.
+
+        ``epoch``: the epoch of the graph leader that numbered the events; the
+        transaction checks it against the ``graph`` leadership row before writing
+        and raises :class:`~vitrail.storage.leadership.Fenced` if a newer leader
+        took over. ``contiguous``: the batch must continue the stored log without
+        a hole: its events numbered above the stored maximum must be numbered
+        maximum + 1, + 2... with none missing; otherwise :class:`EventLogGap`.
+        Events at or below the maximum are a redelivered part (a persistor joins
+        messages, so one may repeat within the batch) and are checked against the
+        log as for any append; the order inside the batch does not matter. The
+        maximum is read in the transaction: concurrent appenders can only see an
+        older end than the one they commit after, which refuses a batch rather
+        than letting one leave a hole.
         """
         if not batch:
             return 0
         rows = [_to_row(event) for event in batch]
-        async with self._engine.begin() as connection:
+        async with self._writer.begin() as connection:
+            if epoch is not None:
+                await check_epoch(connection, GRAPH, epoch)
+            if contiguous:
+                stored = await connection.scalar(select(func.coalesce(func.max(events.c.sequence), 0)))
+                _check_continues(rows, int(stored or 0))
             result = await connection.execute(self._insert, rows)
             inserted = len(result.all()) if result.returns_rows else result.rowcount
             if inserted < len(rows):
                 await _check_duplicates_match(connection, rows)
         return inserted
+
+    @staticmethod
+    def validate(event: Event) -> str | None:
+        """Why the log cannot store ``event`` exactly (missing sequence, field too long, payload
+        not JSON...), or None when it can.
+
+        The same checks as :meth:`append`, one event at a time: a persistor screens a
+        batch with it and keeps each bad event as a dead letter (and its sequence
+        number with a stand-in), instead of letting one bad row refuse the whole
+        batch. Whether the event agrees with the stored log is not checked here.
+        """
+        try:
+            _to_row(event)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     async def read(self, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with a sequence number greater than ``after``, in sequence order, at most ``limit``."""
@@ -123,6 +174,41 @@ class EventLog:
             value = await connection.scalar(select(func.count()).select_from(events))
         return int(value or 0)
 
+    async def first_sequence(self) -> int:
+        """The lowest stored sequence number (events before it were pruned), 0 for an empty log."""
+        async with self._engine.connect() as connection:
+            value = await connection.scalar(select(func.coalesce(func.min(events.c.sequence), 0)))
+        return int(value or 0)
+
+    async def prune(self, before_sequence: int, *, chunk_size: int = PRUNE_CHUNK) -> int:
+        """Delete the events numbered below ``before_sequence``; return how many.
+
+        For history that no kept snapshot needs any more. The newest event always
+        stays, whatever ``before_sequence`` says: it is where contiguous appends
+        continue, and an empty log would make them start again at 1. Deletes at
+        most ``chunk_size`` events per transaction, oldest first, so pruning a long
+        log neither builds a huge transaction nor blocks the persistors for long;
+        an interrupted prune leaves a shorter log, never a hole.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        limit = min(before_sequence, await self.max_sequence())
+        deleted = 0
+        while True:
+            async with self._writer.begin() as connection:
+                # The chunk_size-th oldest event below the limit: the end of this chunk.
+                edge = await connection.scalar(
+                    select(events.c.sequence)
+                    .where(events.c.sequence < limit)
+                    .order_by(events.c.sequence)
+                    .offset(chunk_size - 1)
+                    .limit(1)
+                )
+                condition = events.c.sequence < limit if edge is None else events.c.sequence <= edge
+                deleted += (await connection.execute(delete(events).where(condition))).rowcount
+            if edge is None:
+                return deleted
+
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
     """An INSERT that skips rows whose sequence or event id is already stored.
@@ -165,6 +251,19 @@ async def _check_duplicates_match(connection: AsyncConnection, rows: list[dict[s
     if conflicts:
         more = f" (and {len(conflicts) - 3} more)" if len(conflicts) > 3 else ""
         raise EventLogConflict(f"batch contradicts the event log: {'; '.join(conflicts[:3])}{more}")
+
+
+def _check_continues(rows: list[dict[str, Any]], stored: int) -> None:
+    """Raise :class:`EventLogGap` unless the rows numbered above ``stored`` are numbered
+    ``stored + 1``, ``stored + 2``... with none missing (in any order, repeats allowed)."""
+    expected = stored + 1
+    for sequence in sorted({row["sequence"] for row in rows if row["sequence"] > stored}):
+        if sequence != expected:
+            raise EventLogGap(
+                f"gap in the event log: expected sequence {expected}, found {sequence} "
+                f"(the log is stored up to {stored})"
+            )
+        expected += 1
 
 
 # -- conversions ------------------------------------------------------------------------------
@@ -243,4 +342,4 @@ def _to_event(row: Any) -> Event:
         raise ValueError(f"event log row {sequence} cannot be read: {exc!r}") from None
 
 
-__all__ = ["EventLog", "EventLogConflict"]
+__all__ = ["PRUNE_CHUNK", "EventLog", "EventLogConflict", "EventLogGap"]
