@@ -4,6 +4,7 @@ python -m benchmarks topology --hosts 1000 5000 10000 --json benchmarks/results/
 python -m benchmarks structures --hosts 10000 --json benchmarks/results/structures.json
 python -m benchmarks distributed --hosts 1000 10000 --json benchmarks/results/distributed.json
 python -m benchmarks replay --hosts 1000 10000 --json benchmarks/results/replay.json
+python -m benchmarks snapshots --hosts 1000 10000 --json benchmarks/results/snapshots.json
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main() -> None:
     replay.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
     replay.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
     replay.add_argument("--json", type=Path, default=None)
+    snapshots = sub.add_parser("snapshots", help="processor snapshots: size, encode/load, stall of a forked encode")
+    snapshots.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    snapshots.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
+    snapshots.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.name == "topology":
         from benchmarks.topology import run
@@ -52,6 +57,10 @@ def main() -> None:
         from benchmarks.replay import run as run_replay
 
         run_replay(args.hosts, args.repeat, args.json)
+    elif args.name == "snapshots":
+        from benchmarks.snapshots import run as run_snapshots
+
+        run_snapshots(args.hosts, args.repeat, args.json)
     elif args.name == "distributed":
         from benchmarks.distributed import run as run_distributed
 
