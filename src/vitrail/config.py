@@ -103,6 +103,41 @@ class GraphSettings(_Section):
         description="Directory of Vitrage datasources_values YAML files (one per vitrage_type) that add to or "
         "replace the built-in state and severity tables.",
     )
+    snapshot_interval: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds between two periodic snapshots of the graph (one is also taken after every get_all "
+        "round), when at least snapshot_min_events events came since the last one.",
+    )
+    snapshot_min_events: int = Field(
+        1,
+        ge=1,
+        description="Events since the last snapshot below which a periodic snapshot is skipped (nothing to save).",
+    )
+    snapshot_max_events: int = Field(
+        200_000,
+        ge=1,
+        description="Events since the last snapshot that trigger one at once, whatever the interval: bounds what a "
+        "standby replays when it takes over.",
+    )
+    prefetch: int = Field(
+        64,
+        ge=1,
+        description="Input messages of each topic the graph may hold unacked (RabbitMQ): an input is acked only "
+        "once its events are stored, so this must cover the events applied during one store round trip.",
+    )
+    ack_poll_interval: float = Field(
+        0.05,
+        gt=0,
+        description="Seconds between two reads of how far the event log is stored: an input message is acked "
+        "only once every event it produced is stored, so this adds at most that much to an ack.",
+    )
+    leader_heartbeat: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between two checks that the leader still holds its lock; a lost lock makes it step "
+        "down (docs/ha.md).",
+    )
 
 
 class CollectorSettings(_Section):
@@ -111,6 +146,36 @@ class CollectorSettings(_Section):
         ge=1,
         description="Events per bus message when a collector publishes what it read: larger pages carry more "
         "events per second through RabbitMQ, smaller ones use less memory per message.",
+    )
+
+
+class PersistorSettings(_Section):
+    batch_size: int = Field(
+        1000,
+        ge=1,
+        description="Events the persistor writes in one transaction (more are taken if one message carries more).",
+    )
+    batch_timeout: float = Field(
+        0.05,
+        gt=0,
+        description="Seconds the persistor waits to fill a batch before writing what it has.",
+    )
+    retry_max: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait between two probes of an unreachable database (the wait doubles from 0.25 s).",
+    )
+
+
+class HistorySettings(_Section):
+    retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days of snapshots and event log kept (thinned: every snapshot of the last hour, one per hour "
+        "for a day, one per day beyond), so the graph can be rebuilt as it was at any time in that window.",
+    )
+    prune_interval: float = Field(
+        3600.0, gt=0, description="Seconds between two removals of snapshots and events older than the retention."
     )
 
 
@@ -226,8 +291,8 @@ class Settings(BaseSettings):
     )
     roles: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["all"],
-        description="What this process runs: api, graph, collector, listener, or all (the embedded mode; "
-        "all includes the listener when the nova datasource is enabled). `serve --role` overrides it.",
+        description="What this process runs: api, graph, collector, persistor, listener, or all (the embedded "
+        "mode; all includes the listener when the nova datasource is enabled). `serve --role` overrides it.",
     )
     datasources: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["static", "prometheus", "doctor"],
@@ -241,6 +306,8 @@ class Settings(BaseSettings):
     static: StaticSettings = Field(default_factory=StaticSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    persistor: PersistorSettings = Field(default_factory=PersistorSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     listener: ListenerSettings = Field(default_factory=ListenerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

@@ -52,3 +52,36 @@ NOTIFICATION_PUBLISH_FAILURES = Counter(
     "vitrail_notification_publish_failures_total",
     "Failed attempts to publish a batch of notification events to the event bus (retried with backoff)",
 )
+
+# -- durability: persistor, dead letters, snapshots, leadership ----------------------------------
+DEAD_LETTERS = Counter("vitrail_dead_letters_total", "Messages or rows kept as dead letters (never requeued)", ["role"])
+PERSISTOR_EVENTS = Counter("vitrail_persistor_events_stored_total", "Events the persistor wrote to the event log")
+PERSISTOR_BATCHES = Counter("vitrail_persistor_batches_total", "Batches the persistor committed")
+PERSISTOR_BATCH_SECONDS = Histogram(
+    "vitrail_persistor_batch_seconds",
+    "Time to write one batch to the database (one transaction)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PERSISTOR_FENCED = Counter(
+    "vitrail_persistor_fenced_events_total",
+    "Events of a former graph leader (older epoch) discarded: their inputs go to the new leader",
+)
+PERSISTOR_PAUSED = Gauge(
+    "vitrail_persistor_paused", "1 while the persistor waits for the database to answer again (consumption paused)"
+)
+PERSISTOR_RETRIES = Counter(
+    "vitrail_persistor_retries_total", "Batches given back to the bus (database down, or a gap in the sequence)"
+)
+GRAPH_LEADER = Gauge("vitrail_graph_leader", "1 while this process is the active graph, 0 while it is a standby")
+GRAPH_EPOCH = Gauge("vitrail_graph_epoch", "The leadership epoch of this graph process (fencing token)")
+GRAPH_UNACKED = Gauge(
+    "vitrail_graph_unacked_inputs", "Input messages applied and waiting for their events to be stored before the ack"
+)
+GRAPH_STORED_SEQUENCE = Gauge("vitrail_graph_stored_sequence", "Highest sequence number the event log holds")
+SNAPSHOTS_TAKEN = Counter("vitrail_snapshots_taken_total", "Snapshots of the graph stored")
+SNAPSHOT_STALL_SECONDS = Histogram(
+    "vitrail_snapshot_stall_seconds",
+    "Time event processing stopped to take a snapshot (the fork)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+SNAPSHOT_FAILURES = Counter("vitrail_snapshot_failures_total", "Snapshots that could not be taken or stored")

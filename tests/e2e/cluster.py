@@ -127,6 +127,8 @@ class Cluster:
         queues = {
             f"{self.prefix}.events.bulk.graph",
             f"{self.prefix}.events.priority.graph",
+            f"{self.prefix}.events.processed.persistor",
+            f"{self.prefix}.dead_letters.persistor",
             f"{self.prefix}.rpc.collector",
             f"{self.prefix}.rpc.graph",
             self.listener_queue,

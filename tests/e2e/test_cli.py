@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import shutil
@@ -16,6 +18,10 @@ from typer.testing import CliRunner
 
 from tests.e2e.conftest import ServerProcess
 from vitrail.cli.main import app
+from vitrail.datasources import doctor
+from vitrail.graph.events import utc_now
+from vitrail.services.topics import encode
+from vitrail.storage import DeadLetterStore, NewDeadLetter, create_engine
 
 runner = CliRunner()
 
@@ -136,7 +142,7 @@ def test_python_vitrageclient_topology_and_resources(demo_server: ServerProcess)
     counts = json.loads(vitrage("resource", "count", "--all-tenants"))
     assert counts["nova.host"] == 8
     services = json.loads(vitrage("service", "list", "-f", "json"))
-    assert {s["Name"] for s in services} == {"vitrail-api", "vitrail-collector", "vitrail-graph"}
+    assert {s["Name"] for s in services} == {"vitrail-api", "vitrail-collector", "vitrail-graph", "vitrail-persistor"}
     assert "OK" in vitrage("status")
     failed = subprocess.run([*vitrage.base, "resource", "show", "nope"], capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1 and "(HTTP 404)" in failed.stderr
@@ -273,3 +279,118 @@ def test_serve_refuses_roles_that_cannot_meet(monkeypatch: pytest.MonkeyPatch, t
     code, _, err = run("serve", "--role", "api", "--role", "scheduler")
     assert code == 2 and "unknown role(s) ['scheduler']" in err
     assert not list(tmp_path.iterdir())  # refused before anything was created
+
+
+# -- dead letters ---------------------------------------------------------------------------
+# The server keeps dead letters in its SQLite database; the tests put theirs there directly
+# (nothing in the API creates one), each test under sources of its own.
+
+
+def _add_dead_letters(server: ServerProcess, *letters: tuple[str, bytes]) -> list[int]:
+    async def add() -> list[int]:
+        engine = create_engine(f"sqlite:///{server.data_dir / 'vitrail.db'}")
+        try:
+            drafts = [NewDeadLetter(source, f"e2e letter {n}", body) for n, (source, body) in enumerate(letters)]
+            return await DeadLetterStore(engine).add_many(drafts)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(add())
+
+
+def _host_alarm_records(alarm: str, hostname: str, status: str) -> bytes:
+    body = {"type": alarm, "details": {"hostname": hostname, "status": status}}
+    return json.dumps(encode(doctor.parse_event(body, utc_now()))).encode()
+
+
+def test_dead_letter_list_show_delete_and_purge_in_the_cli(demo_server: ServerProcess) -> None:
+    source = "events.bulk/cli-e2e"
+    binary = bytes(range(256))
+    text_id, binary_id, other_id = _add_dead_letters(
+        demo_server, (source, "événement {".encode()), (source, binary), (source, b"third")
+    )
+    url = ("--url", demo_server.url)
+    code, out, _ = run("dead-letter", "list", "--source", source, "-f", "json", *url)
+    assert code == 0
+    assert [row["id"] for row in json.loads(out)] == [other_id, binary_id, text_id]  # newest first
+    code, out, err = run("dead-letter", "list", "--source", source, "--limit", "2", *url)
+    assert code == 0 and "e2e letter 2" in out and "e2e letter 1" in out and "e2e letter 0" not in out
+    assert f"--marker {binary_id}" in err
+    code, out, _ = run("dead-letter", "list", "--source", source, "--marker", str(binary_id), "-f", "json", *url)
+    assert [row["id"] for row in json.loads(out)] == [text_id]
+
+    code, out, _ = run("dead-letter", "show", str(text_id), *url)
+    assert code == 0 and "événement {" in out and source in out
+    code, out, _ = run("dead-letter", "show", str(binary_id), *url)
+    assert code == 0 and "256 bytes, not UTF-8" in out
+    result = runner.invoke(app, ["dead-letter", "show", str(binary_id), "-f", "raw", *url], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout_bytes == binary  # byte for byte
+    code, out, _ = run("dead-letter", "show", str(binary_id), "-f", "json", *url)
+    assert base64.b64decode(json.loads(out)["body_base64"]) == binary
+
+    code, out, _ = run("dead-letter", "delete", str(text_id), *url)
+    assert code == 0 and f"dead letter {text_id} deleted" in out
+    for args in (("show", str(text_id)), ("delete", str(text_id))):
+        code, _, err = run("dead-letter", *args, *url)
+        assert code == 1 and f"dead letter {text_id} does not exist" in err and "(HTTP 404)" in err
+
+    code, _, err = run("dead-letter", "purge", *url)
+    assert code == 2 and "--before, --source, or --all" in err
+    code, _, err = run("dead-letter", "purge", "--all", "--source", source, *url)
+    assert code == 2 and "--all" in err
+    code, _, err = run("dead-letter", "purge", "--before", "last tuesday", *url)
+    assert code == 2 and "--before" in err
+    result = runner.invoke(app, ["dead-letter", "purge", "--source", source, *url], input="n\n")
+    assert result.exit_code == 1 and f"Delete the dead letters from {source}?" in result.stdout
+    code, out, _ = run("dead-letter", "list", "--source", source, "-f", "json", *url)
+    assert len(json.loads(out)) == 2  # refused at the prompt: nothing purged
+    result = runner.invoke(app, ["dead-letter", "purge", "--source", source, *url], input="y\n")
+    assert result.exit_code == 0 and "purged 2 dead letter(s)" in result.stdout
+    code, out, _ = run("dead-letter", "list", "--source", source, "-f", "json", *url)
+    assert json.loads(out) == []
+
+
+def test_dead_letter_retry_reaches_the_graph(demo_server: ServerProcess) -> None:
+    import time
+
+    import httpx
+
+    source = "events.priority/cli-e2e"
+    alarm = "vitrail.e2e.retried"
+    down, up, broken, foreign = _add_dead_letters(
+        demo_server,
+        (source, _host_alarm_records(alarm, "host-00004", "down")),
+        (source, _host_alarm_records(alarm, "host-00004", "up")),
+        (source, b"\x00\x01 not json"),
+        ("events.processed/persistor-e2e", b'{"epoch": 1, "events": []}'),
+    )
+    url = ("--url", demo_server.url)
+
+    def raised() -> bool:
+        return any(a["name"] == alarm for a in httpx.get(f"{demo_server.url}/v1/alarm/").json())
+
+    def wait_until(expected: bool) -> None:
+        deadline = time.monotonic() + 15
+        while raised() is not expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert raised() is expected
+
+    assert not raised()
+    code, out, _ = run("dead-letter", "retry", str(down), *url)
+    assert code == 0 and f"dead letter {down} re-published to events.priority (retries: 1)" in out
+    wait_until(True)  # the graph took the re-published message
+    code, out, _ = run("dead-letter", "retry", str(up), *url)
+    assert code == 0 and "(retries: 1)" in out
+    wait_until(False)
+    code, out, _ = run("dead-letter", "show", str(down), "-f", "json", *url)
+    assert json.loads(out)["retries"] == 1 and json.loads(out)["retried_at"]  # kept, counted
+
+    code, _, err = run("dead-letter", "retry", str(broken), *url)
+    assert code == 1 and "not JSON" in err and "(HTTP 409)" in err
+    code, _, err = run("dead-letter", "retry", str(foreign), *url)
+    assert code == 1 and "events.processed" in err and "(HTTP 409)" in err
+    code, _, err = run("dead-letter", "retry", "999999999", *url)
+    assert code == 1 and "(HTTP 404)" in err
+    for purged in (source, "events.processed/persistor-e2e"):
+        code, out, _ = run("dead-letter", "purge", "--source", purged, "--yes", *url)
+        assert code == 0 and "purged" in out

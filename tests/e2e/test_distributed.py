@@ -60,6 +60,7 @@ def test_a_collector_killed_mid_round_does_not_cost_a_single_entity(tmp_path: Pa
         api = vitrail.start("api", "api")  # answers 503 until the graph is there
         # Whichever collector the graph's first get_all reaches is killed as it starts publishing.
         kill_first_to_publish = KillFirstToPublish(collectors)
+        vitrail.start("persistor", "persistor")
         graph = vitrail.start("graph", "graph")
         victim = kill_first_to_publish.wait()
         survivor = next(c for c in collectors if c is not victim)
@@ -193,6 +194,7 @@ def test_notifications_sent_while_the_graph_restarts_are_applied_exactly_once(tm
     count = 240
     with cluster(tmp_path, **settings) as vitrail:
         vitrail.start("collector", "collector")
+        vitrail.start("persistor", "persistor")
         graph = vitrail.start("graph", "graph")
         api = vitrail.start("api", "api")
         vitrail.start("listener", "listener")
@@ -222,6 +224,7 @@ def test_notifications_sent_while_the_graph_restarts_are_applied_exactly_once(tm
 
 def test_nova_notifications_become_instances_on_their_host(tmp_path: Path) -> None:
     with cluster(tmp_path, VITRAIL_DATASOURCES="nova") as vitrail:
+        vitrail.start("persistor", "persistor")
         graph = vitrail.start("graph", "graph")
         api = vitrail.start("api", "api")
         vitrail.start("listener", "listener")
@@ -263,6 +266,7 @@ def test_every_role_reconnects_after_a_broker_restart(tmp_path: Path) -> None:
     }
     with cluster(tmp_path, **settings) as vitrail:
         collector = vitrail.start("collector", "collector")
+        vitrail.start("persistor", "persistor")
         graph = vitrail.start("graph", "graph")
         api = vitrail.start("api", "api")
         listener = vitrail.start("listener", "listener")

@@ -226,6 +226,24 @@ async def test_garbage_is_counted_and_acked_and_others_are_ignored(broker: Broke
     assert again.stats.received == 0
 
 
+async def test_garbage_is_kept_as_a_dead_letter_with_its_exact_bytes(broker: Broker) -> None:
+    kept: list[tuple[str, str, object]] = []
+
+    class Letters:
+        async def send(self, source: str, reason: str, body: object) -> None:
+            kept.append((source, reason, body))
+
+    listener = await broker.listen(dead_letters=Letters())
+    await broker.send(b"\x00 this is not json", LEGACY_KEY)
+    await broker.send(ENVELOPE_SERVICE.read_bytes(), VERSIONED_KEY)
+    await broker.events(1)
+    await eventually(lambda: listener.stats.received == 2 and len(kept) == 1)
+    ((source, reason, body),) = kept
+    assert source == broker.queue and body == b"\x00 this is not json"
+    assert reason  # says why it could not be parsed
+    await listener.stop()
+
+
 async def test_a_burst_is_published_in_few_batches(broker: Broker) -> None:
     listener = await broker.listen()
     for n in range(60):

@@ -14,10 +14,11 @@ def settings(**values: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def test_all_is_the_embedded_trio_and_the_listener_only_with_nova() -> None:
-    assert resolve_roles(settings()) == {"api", "collector", "graph"}
+def test_all_is_every_core_role_and_the_listener_only_with_nova() -> None:
+    assert resolve_roles(settings()) == {"api", "collector", "graph", "persistor"}
     with_nova = settings(datasources=["static", "nova"], listener={"url": AMQP})
-    assert resolve_roles(with_nova) == {"api", "collector", "graph", "listener"}
+    assert resolve_roles(with_nova) == {"api", "collector", "graph", "persistor", "listener"}
+    assert resolve_roles(settings(transport_url=AMQP), ["persistor"]) == {"persistor"}
     assert resolve_roles(settings(roles="graph, collector", transport_url=AMQP)) == {"graph", "collector"}
     assert resolve_roles(settings(transport_url=AMQP), ["api"]) == {"api"}  # --role beats the config
 

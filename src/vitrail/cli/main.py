@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import sys
@@ -43,6 +44,9 @@ rca_app = typer.Typer(help="Root-cause analysis.", no_args_is_help=True)
 template_app = typer.Typer(help="Templates: how failures propagate.", no_args_is_help=True)
 event_app = typer.Typer(help="Post events (alarms) to Vitrail.", no_args_is_help=True)
 config_app = typer.Typer(help="The configuration.", no_args_is_help=True)
+dead_letter_app = typer.Typer(
+    help="Dead letters: messages no component could process, kept with their raw bytes.", no_args_is_help=True
+)
 app.add_typer(topology_app, name="topology")
 app.add_typer(resource_app, name="resource")
 app.add_typer(db_app, name="db")
@@ -51,6 +55,7 @@ app.add_typer(rca_app, name="rca")
 app.add_typer(template_app, name="template")
 app.add_typer(event_app, name="event")
 app.add_typer(config_app, name="config")
+app.add_typer(dead_letter_app, name="dead-letter")
 
 out = Console()
 err = Console(stderr=True)
@@ -551,6 +556,149 @@ def event_post(
         body["time"] = time
     _call(url, config, "POST", "/v1/event/", json=body)
     out.print("event accepted")
+
+
+# -- dead letters ----------------------------------------------------------------------
+
+
+class DeadLetterFormat(StrEnum):
+    table = "table"
+    json = "json"
+    raw = "raw"
+
+
+DEAD_LETTER_COLUMNS = ("id", "created_at", "source", "reason", "content_type", "size", "retries")
+LetterIdArgument = Annotated[int, typer.Argument(min=1, help="The dead letter's id.")]
+
+
+def _dead_letter_rows(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} dead letters", header_style="bold")
+    for column in DEAD_LETTER_COLUMNS:
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "created_at"))
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row[c]) for c in DEAD_LETTER_COLUMNS))
+    return table
+
+
+def _call_without_answer(url: str | None, config: Path | None, method: str, path: str) -> None:
+    """Call an endpoint that answers 204 No Content.
+
+    ``ApiClient.call`` reads every success as JSON, so it reports the empty
+    body of a 204 as an error "... not JSON (HTTP 204)": here that is success.
+    """
+    with _client(url, config) as client:
+        try:
+            client.call(method, path)
+        except ApiCallError as exc:
+            if not str(exc).endswith("(HTTP 204)"):
+                raise fail(str(exc)) from None
+
+
+@dead_letter_app.command("list")
+def dead_letter_list(
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only from this source, e.g. events.priority/graph.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Dead letters at most.")] = 50,
+    marker: Annotated[
+        int | None, typer.Option("--marker", min=1, help="Start after this id (the last one shown).")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List dead letters, newest first (without their bodies)."""
+    params: dict[str, Any] = {"limit": limit}
+    if source is not None:
+        params["source"] = source
+    if marker is not None:
+        params["marker"] = marker
+    rows = _call(url, config, "GET", "/v1/dead_letters/", params=params)
+    _emit(rows, fmt, _dead_letter_rows)
+    if fmt is OutputFormat.table and len(rows) == limit:
+        err.print(f"(there may be more: --marker {rows[-1]['id']})", highlight=False)
+
+
+@dead_letter_app.command("show")
+def dead_letter_show(
+    letter_id: LetterIdArgument,
+    fmt: Annotated[
+        DeadLetterFormat, typer.Option("--format", "-f", help="table, json, or raw (the exact bytes, to stdout).")
+    ] = DeadLetterFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show a dead letter and its body."""
+    data = _call(url, config, "GET", f"/v1/dead_letters/{letter_id}")
+    if fmt is DeadLetterFormat.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(base64.b64decode(data["body_base64"]))
+        sys.stdout.buffer.flush()
+    elif fmt is DeadLetterFormat.json:
+        print_json(out, data)
+    else:
+        shown = {k: v for k, v in data.items() if k not in ("body_base64", "body_text")}
+        text = data.get("body_text")
+        shown["body"] = text if text is not None else f"({data['size']} bytes, not UTF-8: see them with -f raw)"
+        out.print(key_value_table(shown))
+
+
+@dead_letter_app.command("retry")
+def dead_letter_retry(letter_id: LetterIdArgument, url: UrlOption = None, config: ConfigOption = None) -> None:
+    """Re-publish a dead letter to the graph's input topic it came from (it is kept)."""
+    data = _call(url, config, "POST", f"/v1/dead_letters/{letter_id}/retry")
+    out.print(
+        f"dead letter {data['id']} re-published to {data['republished_to']} (retries: {data['retries']})",
+        highlight=False,
+    )
+
+
+@dead_letter_app.command("delete")
+def dead_letter_delete(letter_id: LetterIdArgument, url: UrlOption = None, config: ConfigOption = None) -> None:
+    """Delete one dead letter."""
+    _call_without_answer(url, config, "DELETE", f"/v1/dead_letters/{letter_id}")
+    out.print(f"dead letter {letter_id} deleted", highlight=False)
+
+
+@dead_letter_app.command("purge")
+def dead_letter_purge(
+    before: Annotated[
+        str | None, typer.Option("--before", help="Created before this ISO-8601 time (naive: UTC).")
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="From this source only.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every dead letter (alone).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete dead letters: older than --before and/or from --source, or --all of them."""
+    if everything and (before is not None or source is not None):
+        raise fail("--all purges every dead letter; give it without --before and --source", 2)
+    if not everything and before is None and source is None:
+        raise fail("give --before, --source, or --all to purge every dead letter", 2)
+    params: dict[str, Any] = {}
+    if everything:
+        params["all"] = "true"
+        what = "every dead letter"
+    else:
+        what = "the dead letters"
+        if source is not None:
+            params["source"] = source
+            what += f" from {source}"
+        if before is not None:
+            from vitrail.graph.events import EventError, normalize_timestamp
+
+            try:
+                params["before"] = normalize_timestamp(before, "--before")
+            except EventError as exc:
+                raise fail(str(exc), 2) from None
+            what += f" created before {params['before']}"
+    if not yes:
+        typer.confirm(f"Delete {what}?", abort=True)
+    purged = _call(url, config, "DELETE", "/v1/dead_letters/", params=params)["purged"]
+    out.print(f"purged {purged} dead letter(s)", highlight=False)
 
 
 # -- db -------------------------------------------------------------------------------

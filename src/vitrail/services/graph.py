@@ -1,11 +1,16 @@
-"""The graph service: owns the processor, the schedule, and the event log writes.
+"""The graph service: owns the processor, the schedule, and what it hands to the event log.
 
 It consumes event batches from the bus and folds them into the graph in
 chunks (yielding to the event loop between chunks, so the API stays
-responsive while 100k entities load), hands every accepted event to the event
-log, and asks the collector for ``get_all`` every ``get_all_interval`` and
-``get_changes`` every ``changes_interval`` (seed "collector on demand": the
-graph owns the schedule, the collector has no timers).
+responsive while 100k entities load), hands every accepted event, in order,
+to its event sink (the persistors, through the bus), and asks the collector
+for ``get_all`` every ``get_all_interval`` and ``get_changes`` every
+``changes_interval`` (seed "collector on demand": the graph owns the
+schedule, the collector has no timers).
+
+With a :class:`StoredWatermark` an input message is acknowledged only once
+every event it produced is stored (storage first, seed ``004``): whatever
+crashes, an input whose events are not in the log is still on the bus.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from vitrail import metrics
-from vitrail.bus.base import BusClosed, Delivery, EventBus
+from vitrail.bus.base import BusClosed, Delivery, EventBus, Undecodable
 from vitrail.config import GraphSettings
 from vitrail.evaluator.engine import TEMPLATES_DATASOURCE
 from vitrail.graph.events import Event, EventAction, EventError
@@ -28,7 +33,7 @@ from vitrail.graph.gcpause import paused_gc
 from vitrail.graph.processor import EventRejected, Processor, SequenceGap
 from vitrail.services.collector import CollectSummary
 from vitrail.services.topics import BULK_EVENTS, GRAPH_GROUP, PRIORITY_EVENTS, decode
-from vitrail.storage import EventLogConflict
+from vitrail.storage import EventLogConflict, Fenced
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +47,28 @@ class CollectorClient(Protocol):
 
 
 class EventSink(Protocol):
-    """Where accepted events go to be stored (the event log)."""
+    """Where accepted events go to be stored, in order (the persistors, or the event log itself)."""
 
     async def append(self, events: Sequence[Event]) -> int: ...
+
+
+class StoredWatermark(Protocol):
+    """How far the events handed to the sink are stored."""
+
+    async def stored(self) -> int:
+        """The highest stored sequence number; raises :class:`~vitrail.storage.Fenced` when this
+        graph is no longer the leader."""
+        ...
+
+
+class DeadLetters(Protocol):
+    async def send(self, source: str, reason: str, body: object) -> None: ...
+
+
+class SnapshotTrigger(Protocol):
+    """Told what the graph applied, so it can take snapshots by its policy."""
+
+    def applied(self, events: Sequence[Event]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -79,6 +103,9 @@ class GraphService:
         settings: GraphSettings,
         event_sink: EventSink | None = None,
         on_templates: Callable[[list[tuple[Event, str | None]]], Awaitable[None]] | None = None,
+        *,
+        watermark: StoredWatermark | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.processor = processor
         self.bus = bus
@@ -88,6 +115,18 @@ class GraphService:
         self.settings = settings
         self.event_sink = event_sink
         self.on_templates = on_templates
+        self.watermark = watermark
+        self.dead_letters = dead_letters
+        self.snapshots: SnapshotTrigger | None = None
+        #: Set when the watermark says another leader took over: this service must stop.
+        self.fenced = asyncio.Event()
+        #: Inputs applied and not acked yet: (sequence their events reach, delivery), in order.
+        self._unacked: deque[tuple[int, Delivery]] = deque()
+        self._unacked_added = asyncio.Event()
+        self._acked = asyncio.Event()  # set after every pass of the acknowledger
+        self.stored_sequence = 0
+        #: False when the graph was restored from a recent state: no get_all at start.
+        self.initial_get_all = True
         self._template_results: list[tuple[Event, str | None]] = []
         self.progress = LoadProgress()
         self.ready = asyncio.Event()
@@ -109,8 +148,10 @@ class GraphService:
 
     async def start_consuming(self) -> None:
         """Declare the graph's queues, so nothing published from now on is missed."""
-        await self.bus.declare(PRIORITY_EVENTS, GRAPH_GROUP)
-        await self.bus.declare(BULK_EVENTS, GRAPH_GROUP)
+        for topic in (PRIORITY_EVENTS, BULK_EVENTS):
+            if self.watermark is not None:  # acks wait for the store: hold more than the default
+                self.bus.set_prefetch(topic, GRAPH_GROUP, self.settings.prefetch)
+            await self.bus.declare(topic, GRAPH_GROUP)
 
     async def start(self) -> None:
         """Start consuming, writing the log and the schedule (returns at once)."""
@@ -119,28 +160,52 @@ class GraphService:
             asyncio.create_task(self._consume(), name="graph-consume"),
             asyncio.create_task(self._write_log(), name="graph-event-log"),
             asyncio.create_task(self._schedule(), name="graph-schedule"),
+            asyncio.create_task(self._acknowledge(), name="graph-ack"),
         ]
         if not self.datasources:
             self.ready.set()
 
-    async def stop(self) -> None:
-        """Stop the schedule and consumption, then flush the event log."""
+    async def stop(self, flush: bool = True) -> None:
+        """Stop the schedule and consumption, then hand over what was applied.
+
+        With ``flush`` (a clean stop) the events applied so far are handed to the
+        sink and their inputs acked once stored, within :attr:`FLUSH_TIMEOUT`;
+        inputs whose events are not stored by then are given back to the bus.
+        Without it (stepping down) everything not acked is given back at once.
+        """
         self._stopping = True
-        consume, writer, schedule = self._tasks or (None, None, None)
+        consume, writer, schedule, acker = self._tasks or (None, None, None, None)
         for task in (schedule, consume):
             if task is not None:
                 task.cancel()
         await asyncio.gather(*(t for t in (schedule, consume) if t is not None), return_exceptions=True)
-        if writer is not None:
+        if writer is not None and flush:
             try:
-                await asyncio.wait_for(self._log_queue.join(), timeout=self.FLUSH_TIMEOUT)
+                await asyncio.wait_for(self._flush(), timeout=self.FLUSH_TIMEOUT)
             except TimeoutError:
                 log.error(
-                    "event log not fully written at shutdown",
-                    extra={"batches_left": self._log_queue.qsize()},
+                    "events not fully stored at shutdown; their inputs go back to the bus",
+                    extra={"batches_left": self._log_queue.qsize(), "inputs_unacked": len(self._unacked)},
                 )
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        for task in (writer, acker):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (writer, acker) if t is not None), return_exceptions=True)
+        while self._unacked:
+            _, delivery = self._unacked.pop()  # last first: head-requeueing buses keep the order
+            with contextlib.suppress(Exception):
+                await self.bus.nack(delivery)
+        metrics.GRAPH_UNACKED.set(0)
+
+    def _acker_gone(self) -> bool:
+        acker = self._tasks[3] if len(self._tasks) > 3 else None
+        return acker is None or acker.done()
+
+    async def _flush(self) -> None:
+        await self._log_queue.join()
+        while self._unacked and not self.fenced.is_set() and not self._acker_gone():
+            self._acked.clear()
+            await self._acked.wait()
 
     # -- restoring -------------------------------------------------------------------
 
@@ -280,8 +345,15 @@ class GraphService:
             log.warning("datasource failed", extra={"call": what, "datasource": name, "error": error})
 
     async def _initial_load(self) -> None:
-        """A fresh graph has no state: get_all of every datasource, now."""
+        """A fresh graph has no state: get_all of every datasource, now.
+
+        A graph restored from a recent snapshot and log (a failover) needs none:
+        it is ready at once and the schedule asks for the next round (seed ``001``).
+        """
         if not self.datasources:
+            return
+        if not self.initial_get_all:
+            self.ready.set()
             return
         backoff = 1.0
         while True:
@@ -349,14 +421,16 @@ class GraphService:
             for task in receivers:
                 task.cancel()
             await asyncio.gather(*receivers, return_exceptions=True)
-            for delivery in (*self._priority, *self._bulk):
+            for delivery in reversed(
+                (*self._priority, *self._bulk)
+            ):  # last first: head-requeueing buses keep the order
                 await self.bus.nack(delivery)
             self._priority.clear()
             self._bulk.clear()
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
-            events = self._decode(delivery)
+            events = await self._decode(delivery)
             await self.apply(events)
         except asyncio.CancelledError:
             await self.bus.nack(delivery)
@@ -366,11 +440,62 @@ class GraphService:
             await self.bus.nack(delivery)
             await asyncio.sleep(1.0)
             return
-        await self.bus.ack(delivery)
+        if self.watermark is None:
+            await self.bus.ack(delivery)
+            return
+        # Acked by _acknowledge once every event up to here is stored (a duplicate
+        # too: the first copy's events may not be stored yet).
+        self._unacked.append((self.processor.sequence, delivery))
+        self._unacked_added.set()
+        metrics.GRAPH_UNACKED.set(len(self._unacked))
 
-    def _decode(self, delivery: Delivery) -> list[Event]:
-        """The message's events; records that are not events are logged and left out (never requeued)."""
+    async def _acknowledge(self) -> None:
+        """Ack inputs as the event log catches up with them (polls the watermark)."""
+        if self.watermark is None:
+            return
+        interval = self.settings.ack_poll_interval
+        failing_since: float | None = None
+        while True:
+            if not self._unacked:
+                self._unacked_added.clear()
+                await self._unacked_added.wait()
+            try:
+                stored = await self.watermark.stored()
+            except Fenced as exc:
+                log.error("this graph is no longer the leader; stepping down", extra={"reason": str(exc)})
+                self.fenced.set()
+                self._acked.set()
+                return
+            except Exception as exc:
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    log.warning(
+                        "cannot read how far the event log is stored; inputs stay unacked (back-pressure)",
+                        extra={"error": f"{type(exc).__name__}: {exc}"},
+                    )
+                await asyncio.sleep(min(5.0, max(interval, (now - failing_since) / 4)))
+                continue
+            if failing_since is not None:
+                log.info("the event log answers again", extra={"after_s": round(time.monotonic() - failing_since, 2)})
+                failing_since = None
+            self.stored_sequence = stored
+            metrics.GRAPH_STORED_SEQUENCE.set(stored)
+            while self._unacked and self._unacked[0][0] <= stored:
+                _, delivery = self._unacked.popleft()
+                await self.bus.ack(delivery)
+            metrics.GRAPH_UNACKED.set(len(self._unacked))
+            self._acked.set()
+            if self._unacked:
+                await asyncio.sleep(interval)
+
+    async def _decode(self, delivery: Delivery) -> list[Event]:
+        """The message's events; what is not an event goes to the dead letters (never requeued)."""
         body = delivery.body
+        source = f"{delivery.topic}/{delivery.group}"
+        if isinstance(body, Undecodable):
+            await self._dead_letter(source, body.reason, body)
+            return []
         try:
             return decode(body)
         except EventError:
@@ -378,9 +503,10 @@ class GraphService:
         if not isinstance(body, list):
             metrics.EVENTS_UNPARSABLE.inc()
             log.error(
-                "dropped a message that is not a list of events",
+                "a message that is not a list of events goes to the dead letters",
                 extra={"topic": delivery.topic, "raw": repr(body)[:2000]},
             )
+            await self._dead_letter(source, f"expected a list of events, got {type(body).__name__}", body)
             return []
         events = []
         for record in body:
@@ -388,8 +514,16 @@ class GraphService:
                 events.append(Event.from_record(record))
             except EventError as exc:
                 metrics.EVENTS_UNPARSABLE.inc()
-                log.error("dropped an unparsable event", extra={"reason": str(exc), "raw": repr(record)[:2000]})
+                log.error(
+                    "an unparsable event goes to the dead letters",
+                    extra={"reason": str(exc), "raw": repr(record)[:2000]},
+                )
+                await self._dead_letter(source, f"not an event: {exc}", record)
         return events
+
+    async def _dead_letter(self, source: str, reason: str, body: object) -> None:
+        if self.dead_letters is not None:
+            await self.dead_letters.send(source, reason, body)
 
     async def apply(self, events: Sequence[Event]) -> list[Event]:
         """Fold ``events`` into the graph in chunks; return the accepted ones."""
@@ -401,6 +535,8 @@ class GraphService:
             accepted.extend(done)
             if done:
                 self._log_queue.put_nowait(done)
+                if self.snapshots is not None:
+                    self.snapshots.applied(done)
             if self._template_results:
                 results, self._template_results = self._template_results, []
                 if self.on_templates is not None:
@@ -459,10 +595,18 @@ class GraphService:
 
     # -- the event log -------------------------------------------------------------
 
+    #: Most events handed to the sink in one call (chunks waiting are merged up to this).
+    SINK_BATCH = 5000
+
     async def _write_log(self) -> None:
+        """Hand accepted events to the sink in order, merging the chunks that wait (fewer, larger messages)."""
         backoff = 0.5
         while True:
-            batch = await self._log_queue.get()
+            batch = list(await self._log_queue.get())
+            taken = 1
+            while not self._log_queue.empty() and len(batch) < self.SINK_BATCH:
+                batch.extend(self._log_queue.get_nowait())
+                taken += 1
             try:
                 while self.event_sink is not None:
                     try:
@@ -475,20 +619,30 @@ class GraphService:
                         metrics.EVENT_LOG_FAILURES.inc()
                         log.error("event log refused a batch", extra={"events": len(batch), "error": str(exc)})
                         break
+                    except Fenced as exc:
+                        log.error("this graph is no longer the leader; stepping down", extra={"reason": str(exc)})
+                        self.fenced.set()
+                        break
                     except Exception as exc:
                         metrics.EVENT_LOG_FAILURES.inc()
                         log.warning(
-                            "event log write failed; retrying",
+                            "handing events to the event log failed; retrying",
                             extra={"events": len(batch), "error": str(exc), "retry_in_s": backoff},
                         )
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
             finally:
-                self._log_queue.task_done()
+                for _ in range(taken):
+                    self._log_queue.task_done()
 
     @property
     def log_backlog(self) -> int:
         return self._log_queue.qsize()
+
+    @property
+    def unacked(self) -> int:
+        """Inputs applied whose events are not all stored yet."""
+        return len(self._unacked)
 
 
 async def _read_ahead(batches: AsyncIterable[Sequence[Event]]) -> AsyncIterator[Sequence[Event]]:

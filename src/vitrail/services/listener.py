@@ -19,9 +19,10 @@ notification a duplicate the graph ignores.
 
 * A notification this datasource does not map (neutron, cinder, metrics...)
   is counted as ignored, with the reason, and acked.
-* A message that cannot be parsed is counted, logged with the reason and the
-  raw body (truncated), and acked: requeueing it would only bring it back
-  forever. (The dead-letter store of the durability issue will keep it.)
+* A message that cannot be parsed is counted, logged with the reason, kept as
+  a dead letter with its raw bytes (:mod:`vitrail.services.dead_letters`:
+  a persistor stores it) and acked: requeueing it would only bring it back
+  forever.
 * A publish that fails is retried with backoff, the batch held unacked, so
   consumption pauses (prefetch is bounded) until the bus takes events again;
   stopping meanwhile hands the batch back to RabbitMQ.
@@ -57,6 +58,7 @@ from vitrail.metrics import (
     NOTIFICATIONS_RECEIVED,
     NOTIFICATIONS_UNPARSABLE,
 )
+from vitrail.services.dead_letters import DeadLetterSender
 from vitrail.services.topics import Publisher
 from vitrail.urls import mask_url
 
@@ -139,6 +141,7 @@ class NotificationListener:
         reconnect_max: float = 30.0,
         stop_timeout: float = 10.0,
         body_preview: int = 2000,
+        dead_letters: DeadLetterSender | None = None,
     ) -> None:
         if publish is None:
             raise ValueError("publish is required: the coroutine that puts events on Vitrail's bus")
@@ -150,6 +153,8 @@ class NotificationListener:
         self.exchange = exchange
         self.topics = tuple(topics)
         self.publish = publish
+        self.dead_letters = dead_letters
+        self._rejected: list[tuple[bytes, str]] = []  # (raw body, reason) of the batch being handled
         self.queue_name = queue
         self.exchange_durable = exchange_durable
         self.quorum = quorum
@@ -291,11 +296,15 @@ class NotificationListener:
         self.stats.batches += 1
         received_at = utc_now()
         events: list[Event] = []
+        self._rejected = []
         for message in batch:
             events.extend(self._parse(message, received_at))
         if events and not await self._publish(events):
             await self._settle(batch, ack=False)
             return
+        if self.dead_letters is not None:
+            for body, reason in self._rejected:
+                await self.dead_letters.send(self.queue_name, reason, body)
         await self._settle(batch, ack=True)
 
     def _parse(self, message: AbstractIncomingMessage, received_at: str) -> list[Event]:
@@ -322,9 +331,10 @@ class NotificationListener:
 
     def _unparsable(self, message: AbstractIncomingMessage, reason: str) -> None:
         self.stats.unparsable += 1
+        self._rejected.append((bytes(message.body), reason))
         NOTIFICATIONS_UNPARSABLE.inc()
         log.warning(
-            "unparsable notification dropped: %s",
+            "unparsable notification kept as a dead letter: %s",
             reason,
             extra={
                 "reason": reason,

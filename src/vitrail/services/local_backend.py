@@ -14,11 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vitrail.api.backend import BackendStatus
+from vitrail.api.errors import Unavailable
 from vitrail.graph import queries
 from vitrail.graph.entity_graph import EntityGraph
 from vitrail.graph.events import Event, utc_now
 from vitrail.graph.queries import AlarmListRequest, TopologyRequest, Viewer
 from vitrail.services.graph import GraphService
+
+STANDBY_REASON = "vitrail-graph is a standby in this process: another graph process holds the leadership"
 
 
 class LocalGraphBackend:
@@ -26,17 +29,25 @@ class LocalGraphBackend:
 
     def __init__(
         self,
-        graph: GraphService,
+        graph: GraphService | Callable[[], GraphService | None],
         roles: list[str],
         problems: Callable[[], dict[str, dict[str, list[str]]]] | None = None,
         publish: Callable[[list[Event]], Awaitable[None]] | None = None,
     ) -> None:
-        self.service = graph
+        # A callable follows the leadership: None while this process is a standby.
+        self._source = graph if callable(graph) else (lambda: graph)
         self.roles = roles
         self.problems = problems or dict
         self.publish = publish
         self.created = datetime.now(UTC).replace(microsecond=0).isoformat()
         self.hostname = socket.gethostname()
+
+    @property
+    def service(self) -> GraphService:
+        service = self._source()
+        if service is None:
+            raise Unavailable(STANDBY_REASON)
+        return service
 
     @property
     def _graph(self) -> EntityGraph:
@@ -80,13 +91,18 @@ class LocalGraphBackend:
             await self.publish(events)
 
     async def status(self) -> BackendStatus:
-        service = self.service
+        service = self._source()
+        if service is None:
+            return BackendStatus(False, STANDBY_REASON, {"leader": False})
         progress = service.progress
         details = {
             "vertices": service.processor.graph.num_vertices,
             "edges": service.processor.graph.num_edges,
             "sequence": service.processor.sequence,
             "event_log_backlog": service.log_backlog,
+            "stored_sequence": service.stored_sequence,
+            "inputs_unacked": service.unacked,
+            "leader": True,
             "loading": {"expected": progress.expected, "applied": progress.applied},
             "datasource_errors": dict(progress.errors),
             "datasource_problems": self.problems(),

@@ -9,13 +9,15 @@ they meet on RabbitMQ:
 * ``collector``: runs the pull datasources' drivers when asked (RPC
   ``get_all``/``get_changes``) and publishes what they read; no timers.
 * ``graph``: the processor and the evaluator; consumes the events, owns the
-  schedule, writes the event log, answers the API's questions (RPC).
+  schedule, hands what it accepted to the persistors, answers the API's
+  questions (RPC). One is the leader; others wait as standbys (docs/ha.md).
+* ``persistor``: writes the processed events to the event log in batches,
+  and keeps dead letters (active-active).
 * ``api``: the REST API; asks the graph over RPC, publishes posted alarms and
   template changes, stores templates.
 * ``listener``: consumes OpenStack notifications and publishes them.
 
-Any number of collectors and APIs can run; one graph (standbys come with the
-durability work).
+Any number of collectors, persistors and APIs can run; one graph leader.
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ from vitrail.evaluator.engine import Evaluator
 from vitrail.graph.events import Event, utc_now
 from vitrail.graph.processor import Processor, ProcessorConfig
 from vitrail.services.collector import Collector
+from vitrail.services.dead_letter_admin import DeadLetterAdmin
 from vitrail.services.drivers import build_drivers
+from vitrail.services.dead_letters import DeadLetterSender
 from vitrail.services.graph import CollectorClient, GraphService
+from vitrail.services.graph_role import GraphRole, ProcessorFactory
 from vitrail.services.listener import NotificationListener
 from vitrail.services.local_backend import LocalGraphBackend
+from vitrail.services.persistor import Persistor
 from vitrail.services.rpc import (
     RemoteCollector,
     RemoteGraphBackend,
@@ -57,7 +63,7 @@ from vitrail.services.rpc import (
 )
 from vitrail.services.templates import TemplateService
 from vitrail.services.topics import COLLECTOR_SERVICE, GRAPH_SERVICE, publisher
-from vitrail.storage import EventLog, TemplateStore, create_engine, upgrade
+from vitrail.storage import DeadLetterStore, EventLog, TemplateStore, create_engine, upgrade
 from vitrail.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -95,10 +101,10 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-#: What a process can run. ``all`` is the first three, plus the listener when the
+#: What a process can run. ``all`` is every core role, plus the listener when the
 #: nova datasource is enabled.
-ROLES = ("api", "collector", "graph", "listener")
-CORE_ROLES = frozenset(("api", "collector", "graph"))
+ROLES = ("api", "collector", "graph", "listener", "persistor")
+CORE_ROLES = frozenset(("api", "collector", "graph", "persistor"))
 
 
 def resolve_roles(settings: Settings, roles: Sequence[str] | None = None) -> set[str]:
@@ -137,7 +143,8 @@ class Runtime:
         self.roles = wanted
         self.static_directory = static_directory
         self.server: _Server | None = None
-        self.graph: GraphService | None = None
+        self.graph_role: GraphRole | None = None
+        self.persistor: Persistor | None = None
         self.collector: Collector | None = None
         self.templates: TemplateService | None = None
         self.backend: LocalGraphBackend | None = None
@@ -184,13 +191,20 @@ class Runtime:
         self.bus = open_bus(settings.transport_url)
         await self.bus.connect()
         publish = publisher(self.bus)
-        if roles & {"api", "graph"}:
+        if roles & {"api", "graph", "persistor"}:
             if settings.database.url is None:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(settings.database_url(), echo=settings.database.echo)
             revision = await upgrade(self.engine)
             log.info("database ready", extra={"revision": revision})
             self.templates = TemplateService(TemplateStore(self.engine), publish)
+        if "persistor" in roles:
+            assert self.engine is not None
+            # Before the graph: its queue must exist before the first processed event is published.
+            self.persistor = Persistor(
+                self.bus, EventLog(self.engine), DeadLetterStore(self.engine), settings.persistor
+            )
+            await self.persistor.start()
         drivers = build_drivers(settings, self.static_directory)
         pulled = {name: d for name, d in drivers.items() if d.has_get_all}
 
@@ -199,46 +213,48 @@ class Runtime:
             if not self.local:
                 self._rpc_servers.append(await self.bus.serve(COLLECTOR_SERVICE, collector_handler(self.collector)))
 
-        loaded = 0
         if "graph" in roles:
             assert self.engine is not None
             assert self.templates is not None
-            event_log = EventLog(self.engine)
             states = load_state_table(settings.graph.values_dir)
-            processor = Processor(
-                {name: driver.transformer() for name, driver in drivers.items()},
-                states,
-                ProcessorConfig(settings.graph.consistency_rounds, settings.graph.dedup_window),
-            )
-            processor.attach(Evaluator(processor.graph, states, template_language.parse_for_evaluator))
+            transformers = {name: driver.transformer() for name, driver in drivers.items()}
+            config = ProcessorConfig(settings.graph.consistency_rounds, settings.graph.dedup_window)
+
+            def evaluator(graph: Any) -> Evaluator:
+                return Evaluator(graph, states, template_language.parse_for_evaluator)
+
+            def fresh() -> Processor:
+                processor = Processor(transformers, states, config)
+                processor.attach(evaluator(processor.graph))
+                return processor
+
+            def load(document: dict[str, Any]) -> Processor:
+                return Processor.load(document, transformers, states, config, reactor=evaluator)
+
             collector_client: CollectorClient
             if self.collector is not None and self.local:
                 collector_client = self.collector
             else:
                 collector_client = self._remote_collector = RemoteCollector(self.bus, settings.graph.rpc_timeout)
-            self.graph = GraphService(
-                processor,
+            problems = self.collector.problems if self.collector is not None else None
+            role = self.graph_role = GraphRole(
+                settings,
+                self.engine,
                 self.bus,
+                ProcessorFactory(fresh, load),
                 collector_client,
                 list(pulled),
                 [name for name, d in pulled.items() if d.has_changes],
-                settings.graph,
-                event_log,
-                self.templates.applied,
+                self.templates,
+                serve_rpc=None if self.local else self._serve_graph,
             )
-            # Queues first (nothing published from now on is missed), then the graph
-            # as the log left it, then the templates, so the evaluator is ready
-            # before the first get_all arrives.
-            await self.graph.start_consuming()
-            await self.graph.restore(event_log.iter_batches())
-            loaded = await self.templates.load_all()
-            await self.graph.start()
-            problems = self.collector.problems if self.collector is not None else None
-            self.backend = LocalGraphBackend(self.graph, sorted(roles), problems, publish)
-            if not self.local:
-                self._rpc_servers.append(
-                    await self.bus.serve(GRAPH_SERVICE, graph_handler(self.backend, self._collectors_seen))
-                )
+            self.backend = LocalGraphBackend(
+                lambda: role.service if role.active.is_set() else None, sorted(roles), problems, publish
+            )
+            # Leader at once unless another process holds the leadership: then a standby.
+            await role.start(wait_active=5.0)
+            if not role.active.is_set():
+                log.info("the graph waits as a standby: another process is the leader", extra={"holder": role.holder})
 
         if "listener" in roles:
             nova = drivers["nova"]
@@ -254,6 +270,7 @@ class Runtime:
                 exchange_durable=config.exchange_durable,
                 quorum=config.quorum,
                 parser=nova.read,
+                dead_letters=DeadLetterSender(self.bus, "listener"),
             )
             await self.listener.start()
 
@@ -261,6 +278,8 @@ class Runtime:
             backend = self.backend if self.backend is not None else RemoteGraphBackend(self.bus)
             app = create_app(backend)
             app.state.templates = self.templates
+            if self.engine is not None:
+                app.state.dead_letters = DeadLetterAdmin(DeadLetterStore(self.engine), self.bus.publish)
             server_config = uvicorn.Config(
                 app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
             )
@@ -272,10 +291,20 @@ class Runtime:
                 "transport": mask_url(settings.transport_url),
                 "url": self.url if "api" in roles else None,
                 "datasources": list(drivers),
-                "templates": loaded,
                 "database": mask_url(settings.database_url()) if self.engine is not None else None,
             },
         )
+
+    @property
+    def graph(self) -> GraphService | None:
+        """The active graph service of this process (None: no graph role, or a standby)."""
+        role = self.graph_role
+        return role.service if role is not None and role.active.is_set() else None
+
+    async def _serve_graph(self, service: GraphService) -> RpcServer:
+        assert self.bus is not None
+        assert self.backend is not None
+        return await self.bus.serve(GRAPH_SERVICE, graph_handler(self.backend, self._collectors_seen))
 
     def _collectors_seen(self) -> list[dict[str, Any]]:
         remote = self._remote_collector
@@ -346,8 +375,13 @@ class Runtime:
         for server in self._rpc_servers:
             with contextlib.suppress(Exception):
                 await server.stop()
-        if self.graph is not None:
-            await self.graph.stop()
+        if self.graph_role is not None:
+            await self.graph_role.stop()
+        if self.persistor is not None:
+            # After the graph: what it handed over on its way out is stored before this stops.
+            if not await self.persistor.drain():
+                log.warning("the persistor stopped with processed events still on the bus (kept there)")
+            await self.persistor.stop()
         if self.collector is not None:
             await self.collector.close()
         if self.bus is not None:

@@ -20,6 +20,12 @@ BULK_EVENTS = "events.bulk"
 PRIORITY_EVENTS = "events.priority"
 GRAPH_GROUP = "graph"
 
+#: What the graph leader accepted, with sequence numbers and its epoch, for the persistors.
+PROCESSED_EVENTS = "events.processed"
+#: Messages nobody could process, for the persistors to keep (raw bytes, source, reason).
+DEAD_LETTERS = "dead_letters"
+PERSISTOR_GROUP = "persistor"
+
 #: RPC services.
 COLLECTOR_SERVICE = "collector"
 GRAPH_SERVICE = "graph"

@@ -1,0 +1,297 @@
+"""The graph role: a standby until it holds the leadership, then the one active graph.
+
+Exactly one graph process is active (seed ``001``: active-standby, the graph
+stays in memory for speed). Leadership is a database session lock
+(:class:`vitrail.storage.LeaderLock`, ``docs/ha.md``); each takeover bumps the
+fencing epoch *before* reading anything, so from then on no write of the
+former leader can land. Taking over:
+
+1. load the latest usable snapshot (the processor state, evaluator included);
+2. replay the event log after it: the graph as the former leader left it,
+   to the last stored event;
+3. load the templates (only new ones apply: the rest is in the state);
+4. consume the bus: inputs the former leader applied but whose events were
+   not stored come again (they were never acked) and are applied now; those
+   whose events were stored are recognised as duplicates;
+5. answer the API (RPC) and own the schedule. If the restored state is older
+   than ``get_all_interval`` (a long downtime), ask every datasource at once.
+
+The leader steps down when its lock is lost (the database ended its session)
+or the watermark says it was fenced: it stops consuming, gives back what it
+holds, and waits as a standby again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vitrail import metrics
+from vitrail.bus.base import EventBus, RpcServer
+from vitrail.config import Settings
+from vitrail.graph.processor import Processor
+from vitrail.graph.snapshot import decode_state
+from vitrail.services.dead_letters import DeadLetterSender
+from vitrail.services.graph import CollectorClient, GraphService
+from vitrail.services.processed import LEADERSHIP, LogWatermark, ProcessedPublisher
+from vitrail.services.snapshots import Snapshotter
+from vitrail.services.templates import TemplateService
+from vitrail.services.topics import DEAD_LETTERS, PERSISTOR_GROUP, PROCESSED_EVENTS
+from vitrail.storage import EpochStore, EventLog, SnapshotStore
+from vitrail.storage.locks import LeaderLock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorFactory:
+    """How to build the processor: empty, or from a stored state document."""
+
+    fresh: Callable[[], Processor]
+    load: Callable[[dict[str, Any]], Processor]
+
+
+@dataclass(slots=True)
+class Takeover:
+    """What the last takeover did (for logs, /v1/status and the failover benchmark)."""
+
+    epoch: int
+    snapshot_sequence: int | None
+    replayed: int
+    seconds: float
+    state_age_s: float | None
+
+
+class GraphRole:
+    """Runs the graph whenever this process holds the leadership."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        bus: EventBus,
+        processors: ProcessorFactory,
+        collector: CollectorClient,
+        datasources: list[str],
+        changing_datasources: list[str],
+        templates: TemplateService,
+        serve_rpc: Callable[[GraphService], Any] | None = None,
+        lock: LeaderLock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bus = bus
+        self.processors = processors
+        self.collector = collector
+        self.datasources = datasources
+        self.changing_datasources = changing_datasources
+        self.templates = templates
+        self.serve_rpc = serve_rpc
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.lock = lock or LeaderLock(
+            settings.database_url(), LEADERSHIP, heartbeat_interval=settings.graph.leader_heartbeat
+        )
+        self.event_log = EventLog(engine)
+        self.epochs = EpochStore(engine)
+        self.snapshot_store = SnapshotStore(engine)
+        self.dead_letters = DeadLetterSender(bus, "graph")
+        self.service: GraphService | None = None
+        self.snapshotter: Snapshotter | None = None
+        self.takeover: Takeover | None = None
+        #: Set while this process is the active graph.
+        self.active = asyncio.Event()
+        self._rpc: RpcServer | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, wait_active: float | None = 0.0) -> None:
+        """Start competing for the leadership; wait up to ``wait_active`` s to become the leader."""
+        metrics.GRAPH_LEADER.set(0)
+        self._task = asyncio.create_task(self._run(), name="graph-leadership")
+        if wait_active:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled(), wait_active)
+
+    async def _settled(self) -> None:
+        """Until this process is active, or the task ended (it failed)."""
+        assert self._task is not None
+        waiter = asyncio.ensure_future(self.active.wait())
+        try:
+            await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
+            raise self._task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        """A clean stop: hand over what was applied, release the leadership."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._step_down(clean=True)
+        await self.lock.release()
+
+    # -- the leadership loop ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            await self.lock.acquire()
+            try:
+                await self._take_over()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("taking over as the graph leader failed; releasing the leadership and retrying")
+                await self._step_down(clean=False)
+                await self.lock.release()
+                await asyncio.sleep(1.0)
+                continue
+            reason = await self._wait_for_loss()
+            log.error(
+                "the graph leader steps down",
+                extra={"reason": reason, "epoch": self.takeover.epoch if self.takeover else None},
+            )
+            await self._step_down(clean=False)
+            await self.lock.release()
+
+    async def _wait_for_loss(self) -> str:
+        assert self.service is not None
+        lost = asyncio.ensure_future(self.lock.lost.wait())
+        fenced = asyncio.ensure_future(self.service.fenced.wait())
+        try:
+            done, _ = await asyncio.wait({lost, fenced}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            fenced.cancel()
+        return "its database lock was lost" if lost in done else "another leader took over (fenced)"
+
+    async def _take_over(self) -> None:
+        started = time.perf_counter()
+        epoch = await self.epochs.bump(LEADERSHIP, self.holder)  # fence first, then read
+        metrics.GRAPH_EPOCH.set(epoch)
+        processor, snapshot_sequence, state_time, replay = await self._load_latest_state()
+        settings = self.settings
+        watermark = LogWatermark(self.engine, epoch)
+        service = GraphService(
+            processor,
+            self.bus,
+            self.collector,
+            self.datasources,
+            self.changing_datasources,
+            settings.graph,
+            ProcessedPublisher(self.bus, epoch),
+            self.templates.applied,
+            watermark=watermark,
+            dead_letters=self.dead_letters,
+        )
+        # The persistors' queues too: processed events published before any persistor
+        # ever ran would otherwise be dropped by the broker, and their inputs never acked.
+        await self.bus.declare(PROCESSED_EVENTS, PERSISTOR_GROUP)
+        await self.bus.declare(DEAD_LETTERS, PERSISTOR_GROUP)
+        await service.start_consuming()
+        replayed = await service.restore(self.event_log.iter_batches(after=processor.sequence)) if replay else 0
+        last_logged = await self._last_logged_time()
+        newest = max((t for t in (state_time, last_logged) if t is not None), default=None)
+        age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
+        service.initial_get_all = not replay or age is None or age > settings.graph.get_all_interval
+        service.stored_sequence = processor.sequence
+        snapshotter = Snapshotter(processor, self.snapshot_store, epoch, settings.graph, watermark.stored)
+        service.snapshots = snapshotter
+        self.service = service
+        self.snapshotter = snapshotter
+        await self.templates.load_all()
+        await service.start()
+        snapshotter.start()
+        if self.serve_rpc is not None:
+            self._rpc = await self.serve_rpc(service)
+        self.takeover = Takeover(epoch, snapshot_sequence, replayed, time.perf_counter() - started, age)
+        self.active.set()
+        metrics.GRAPH_LEADER.set(1)
+        log.info(
+            "this process is the graph leader",
+            extra={
+                "epoch": epoch,
+                "holder": self.holder,
+                "snapshot_sequence": snapshot_sequence,
+                "replayed": replayed,
+                "sequence": processor.sequence,
+                "vertices": processor.graph.num_vertices,
+                "seconds": round(self.takeover.seconds, 3),
+                "get_all_at_start": service.initial_get_all,
+            },
+        )
+
+    async def _load_latest_state(self) -> tuple[Processor, int | None, datetime | None, bool]:
+        """The state to start from: (processor, snapshot sequence, snapshot time, replay the log after it?).
+
+        The newest snapshot that loads, else an empty processor and the whole log.
+        When neither can rebuild the graph (the log was pruned beyond every usable
+        snapshot), the numbering continues after the log and the datasources are
+        asked again: what only lived in the log (pushed alarms) is lost, and said so.
+        """
+        stored = await self.event_log.max_sequence()
+        first = await self.event_log.first_sequence()
+        limit = stored
+        while True:
+            info = await self.snapshot_store.latest(max_sequence=limit)
+            if info is None:
+                break
+            try:
+                data = await self.snapshot_store.load(info.id)
+                processor = self.processors.load(decode_state(data, info.format))
+            except Exception as exc:
+                log.error(
+                    "a snapshot cannot be loaded; trying the one before it",
+                    extra={"snapshot": info.id, "sequence": info.sequence, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                limit = info.sequence - 1
+                continue
+            if first and first > info.sequence + 1:
+                break  # the events right after it were pruned
+            return processor, info.sequence, info.taken_at, True
+        processor = self.processors.fresh()
+        if first <= 1:
+            return processor, None, None, True
+        log.error(
+            "no snapshot can be continued by the event log (it starts at a later event); starting empty and "
+            "asking every datasource again: alarms that only the log held are lost",
+            extra={"first_logged": first, "last_logged": stored},
+        )
+        processor.sequence = stored
+        return processor, None, None, False
+
+    async def _last_logged_time(self) -> datetime | None:
+        last = await self.event_log.read(after=max(0, await self.event_log.max_sequence() - 1), limit=1)
+        if not last or last[0].received_at is None:
+            return None
+        return datetime.fromisoformat(last[0].received_at)
+
+    async def _step_down(self, clean: bool) -> None:
+        self.active.clear()
+        metrics.GRAPH_LEADER.set(0)
+        if self._rpc is not None:
+            with contextlib.suppress(Exception):
+                await self._rpc.stop()
+            self._rpc = None
+        if self.snapshotter is not None:
+            await self.snapshotter.stop()
+            self.snapshotter = None
+        if self.service is not None:
+            await self.service.stop(flush=clean)
+            self.service = None
+
+
+__all__ = ["GraphRole", "ProcessorFactory", "Takeover"]
