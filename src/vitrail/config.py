@@ -171,8 +171,8 @@ class HistorySettings(_Section):
     retention_days: float = Field(
         30.0,
         gt=0,
-        description="Days of snapshots and event log kept (thinned: every snapshot of the last hour, one per hour "
-        "for a day, one per day beyond), so the graph can be rebuilt as it was at any time in that window.",
+        description="Days of snapshots and event log kept (snapshots thinned: the 3 newest, one per hour for the "
+        "last day, one per day beyond), so the graph can be rebuilt as it was at any time in that window.",
     )
     prune_interval: float = Field(
         3600.0, gt=0, description="Seconds between two removals of snapshots and events older than the retention."

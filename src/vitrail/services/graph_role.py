@@ -44,7 +44,7 @@ from vitrail.graph.snapshot import decode_state
 from vitrail.services.dead_letters import DeadLetterSender
 from vitrail.services.graph import CollectorClient, GraphService
 from vitrail.services.processed import LEADERSHIP, LogWatermark, ProcessedPublisher
-from vitrail.services.snapshots import Snapshotter
+from vitrail.services.snapshots import Snapshotter, prune_history
 from vitrail.services.templates import TemplateService
 from vitrail.services.topics import DEAD_LETTERS, PERSISTOR_GROUP, PROCESSED_EVENTS
 from vitrail.storage import EpochStore, EventLog, SnapshotStore
@@ -111,6 +111,7 @@ class GraphRole:
         #: Set while this process is the active graph.
         self.active = asyncio.Event()
         self._rpc: RpcServer | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -182,7 +183,9 @@ class GraphRole:
         started = time.perf_counter()
         epoch = await self.epochs.bump(LEADERSHIP, self.holder)  # fence first, then read
         metrics.GRAPH_EPOCH.set(epoch)
-        processor, snapshot_sequence, state_time, replay = await self._load_latest_state()
+        processor, snapshot_sequence, state_time, replay = await load_latest_state(
+            self.snapshot_store, self.event_log, self.processors
+        )
         settings = self.settings
         watermark = LogWatermark(self.engine, epoch)
         service = GraphService(
@@ -215,6 +218,7 @@ class GraphRole:
         await self.templates.load_all()
         await service.start()
         snapshotter.start()
+        self._pruner = asyncio.create_task(self._prune_periodically(), name="graph-history-pruning")
         if self.serve_rpc is not None:
             self._rpc = await self.serve_rpc(service)
         self.takeover = Takeover(epoch, snapshot_sequence, replayed, time.perf_counter() - started, age)
@@ -234,54 +238,29 @@ class GraphRole:
             },
         )
 
-    async def _load_latest_state(self) -> tuple[Processor, int | None, datetime | None, bool]:
-        """The state to start from: (processor, snapshot sequence, snapshot time, replay the log after it?).
-
-        The newest snapshot that loads, else an empty processor and the whole log.
-        When neither can rebuild the graph (the log was pruned beyond every usable
-        snapshot), the numbering continues after the log and the datasources are
-        asked again: what only lived in the log (pushed alarms) is lost, and said so.
-        """
-        stored = await self.event_log.max_sequence()
-        first = await self.event_log.first_sequence()
-        limit = stored
-        while True:
-            info = await self.snapshot_store.latest(max_sequence=limit)
-            if info is None:
-                break
-            try:
-                data = await self.snapshot_store.load(info.id)
-                processor = self.processors.load(decode_state(data, info.format))
-            except Exception as exc:
-                log.error(
-                    "a snapshot cannot be loaded; trying the one before it",
-                    extra={"snapshot": info.id, "sequence": info.sequence, "error": f"{type(exc).__name__}: {exc}"},
-                )
-                limit = info.sequence - 1
-                continue
-            if first and first > info.sequence + 1:
-                break  # the events right after it were pruned
-            return processor, info.sequence, info.taken_at, True
-        processor = self.processors.fresh()
-        if first <= 1:
-            return processor, None, None, True
-        log.error(
-            "no snapshot can be continued by the event log (it starts at a later event); starting empty and "
-            "asking every datasource again: alarms that only the log held are lost",
-            extra={"first_logged": first, "last_logged": stored},
-        )
-        processor.sequence = stored
-        return processor, None, None, False
-
     async def _last_logged_time(self) -> datetime | None:
         last = await self.event_log.read(after=max(0, await self.event_log.max_sequence() - 1), limit=1)
         if not last or last[0].received_at is None:
             return None
         return datetime.fromisoformat(last[0].received_at)
 
+    async def _prune_periodically(self) -> None:
+        """Keep ``history.retention_days`` of snapshots and events (the leader does it, once)."""
+        history = self.settings.history
+        while True:
+            await asyncio.sleep(history.prune_interval)
+            try:
+                await prune_history(self.snapshot_store, self.event_log, history)
+            except Exception as exc:
+                log.warning("pruning the history failed; trying again later", extra={"error": str(exc)})
+
     async def _step_down(self, clean: bool) -> None:
         self.active.clear()
         metrics.GRAPH_LEADER.set(0)
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
+            self._pruner = None
         if self._rpc is not None:
             with contextlib.suppress(Exception):
                 await self._rpc.stop()
@@ -294,4 +273,46 @@ class GraphRole:
             self.service = None
 
 
-__all__ = ["GraphRole", "ProcessorFactory", "Takeover"]
+async def load_latest_state(
+    snapshots: SnapshotStore, event_log: EventLog, processors: ProcessorFactory
+) -> tuple[Processor, int | None, datetime | None, bool]:
+    """The state to start from: (processor, snapshot sequence, snapshot time, replay the log after it?).
+
+    The newest snapshot that loads, else an empty processor and the whole log.
+    When neither can rebuild the graph (the log was pruned beyond every usable
+    snapshot), the numbering continues after the log and the datasources are
+    asked again: what only lived in the log (pushed alarms) is lost, and said so.
+    """
+    stored = await event_log.max_sequence()
+    first = await event_log.first_sequence()
+    limit = stored
+    while True:
+        info = await snapshots.latest(max_sequence=limit)
+        if info is None:
+            break
+        try:
+            data = await snapshots.load(info.id)
+            processor = processors.load(decode_state(data, info.format))
+        except Exception as exc:
+            log.error(
+                "a snapshot cannot be loaded; trying the one before it",
+                extra={"snapshot": info.id, "sequence": info.sequence, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            limit = info.sequence - 1
+            continue
+        if first and first > info.sequence + 1:
+            break  # the events right after it were pruned
+        return processor, info.sequence, info.taken_at, True
+    processor = processors.fresh()
+    if first <= 1:
+        return processor, None, None, True
+    log.error(
+        "no snapshot can be continued by the event log (it starts at a later event); starting empty and "
+        "asking every datasource again: alarms that only the log held are lost",
+        extra={"first_logged": first, "last_logged": stored},
+    )
+    processor.sequence = stored
+    return processor, None, None, False
+
+
+__all__ = ["GraphRole", "ProcessorFactory", "Takeover", "load_latest_state"]

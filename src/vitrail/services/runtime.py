@@ -48,8 +48,8 @@ from vitrail.graph.events import Event, utc_now
 from vitrail.graph.processor import Processor, ProcessorConfig
 from vitrail.services.collector import Collector
 from vitrail.services.dead_letter_admin import DeadLetterAdmin
-from vitrail.services.drivers import build_drivers
 from vitrail.services.dead_letters import DeadLetterSender
+from vitrail.services.drivers import build_drivers
 from vitrail.services.graph import CollectorClient, GraphService
 from vitrail.services.graph_role import GraphRole, ProcessorFactory
 from vitrail.services.listener import NotificationListener
