@@ -11,6 +11,7 @@ DELETED and its name free again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -212,9 +213,38 @@ class TemplateService:
             if not isinstance(template_uuid, str):
                 continue
             if error is not None:
-                await self.store.set_status(template_uuid, ERROR, error)
+                await self._set_status(template_uuid, ERROR, error)
                 log.error("the graph refused a template", extra={"template": event.payload.get("name"), "error": error})
             elif event.action is EventAction.DELETE:
-                await self.store.set_status(template_uuid, DELETED)
+                await self._set_status(template_uuid, DELETED)
             else:
-                await self.store.set_status(template_uuid, ACTIVE)
+                await self._set_status(template_uuid, ACTIVE)
+
+    #: Longest wait between two attempts to record a template's status while the database is away.
+    RETRY_MAX = 5.0
+
+    async def _set_status(self, template_uuid: str, status: str, details: str | None = None) -> None:
+        """Record the status, retrying while the database does not answer.
+
+        The graph waits here (back-pressure, like its inputs that stay unacked
+        while the event log cannot be written): a status left LOADING would
+        hide from the operator that the template is active, or refused.
+        """
+        delay = 0.25
+        failing = False
+        while True:
+            try:
+                await self.store.set_status(template_uuid, status, details)
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        "cannot record a template status; retrying until the database answers",
+                        extra={"template": template_uuid, "status": status, "error": f"{type(exc).__name__}: {exc}"},
+                    )
+                    failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.RETRY_MAX)
+                continue
+            if failing:
+                log.info("template status recorded after the database came back", extra={"template": template_uuid})
+            return
