@@ -16,8 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,49 +23,41 @@ import orjson
 from vitrail import metrics
 from vitrail.bus.base import EventBus, Undecodable
 from vitrail.services.topics import DEAD_LETTERS
+from vitrail.storage import NewDeadLetter
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetterRecord:
-    """A dead letter on its way to the database."""
+def to_message(letter: NewDeadLetter) -> dict[str, Any]:
+    """A dead letter as it travels on the bus."""
+    return {
+        "source": letter.source,
+        "reason": letter.reason,
+        "content_type": letter.content_type,
+        "body": base64.b64encode(letter.body).decode("ascii"),
+    }
 
-    source: str
-    reason: str
-    body: bytes
-    content_type: str | None = None
-    created_at: datetime | None = None
 
-    def to_message(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "reason": self.reason,
-            "content_type": self.content_type,
-            "body": base64.b64encode(self.body).decode("ascii"),
-        }
-
-    @classmethod
-    def from_message(cls, body: Any) -> DeadLetterRecord:
-        """Parse :meth:`to_message`; ValueError names what is wrong."""
-        if not isinstance(body, dict):
-            raise ValueError(f"a dead letter is an object, got {type(body).__name__}")
-        source, reason = body.get("source"), body.get("reason")
-        if not isinstance(source, str) or not source:
-            raise ValueError("dead letter: source must be a non-empty string")
-        if not isinstance(reason, str):
-            raise ValueError("dead letter: reason must be a string")
-        content_type = body.get("content_type")
-        if content_type is not None and not isinstance(content_type, str):
-            raise ValueError("dead letter: content_type must be a string or null")
-        raw = body.get("body")
-        if not isinstance(raw, str):
-            raise ValueError("dead letter: body must be base64 text")
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("dead letter: body is not valid base64") from None
-        return cls(source, reason, data, content_type)
+def from_message(body: Any) -> NewDeadLetter:
+    """Parse :func:`to_message`; ValueError names what is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError(f"a dead letter is an object, got {type(body).__name__}")
+    source, reason = body.get("source"), body.get("reason")
+    if not isinstance(source, str) or not source:
+        raise ValueError("dead letter: source must be a non-empty string")
+    if not isinstance(reason, str):
+        raise ValueError("dead letter: reason must be a string")
+    content_type = body.get("content_type")
+    if content_type is not None and not isinstance(content_type, str):
+        raise ValueError("dead letter: content_type must be a string or null")
+    raw = body.get("body")
+    if not isinstance(raw, str):
+        raise ValueError("dead letter: body must be base64 text")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("dead letter: body is not valid base64") from None
+    return NewDeadLetter(source, reason, data, content_type)
 
 
 def raw_bytes(body: Any) -> tuple[bytes, str | None]:
@@ -96,10 +86,10 @@ class DeadLetterSender:
         message was already unusable, and the log line is the last copy.
         """
         data, content_type = raw_bytes(body)
-        record = DeadLetterRecord(source, reason, data, content_type)
+        letter = NewDeadLetter(source, reason, data, content_type)
         metrics.DEAD_LETTERS.labels(self.role).inc()
         try:
-            await self.bus.publish(DEAD_LETTERS, record.to_message())
+            await self.bus.publish(DEAD_LETTERS, to_message(letter))
         except Exception as exc:
             log.error(
                 "a dead letter could not be published; its bytes are in this line",
@@ -112,4 +102,4 @@ class DeadLetterSender:
             )
 
 
-__all__ = ["DeadLetterRecord", "DeadLetterSender", "raw_bytes"]
+__all__ = ["DeadLetterSender", "from_message", "raw_bytes", "to_message"]

@@ -40,10 +40,10 @@ from vitrail import metrics
 from vitrail.bus.base import BusClosed, Delivery, EventBus, Undecodable
 from vitrail.config import PersistorSettings
 from vitrail.graph.events import Event, EventAction, utc_now
-from vitrail.services.dead_letters import DeadLetterRecord, raw_bytes
+from vitrail.services.dead_letters import from_message, raw_bytes
 from vitrail.services.processed import decode_processed
 from vitrail.services.topics import DEAD_LETTERS, PERSISTOR_GROUP, PROCESSED_EVENTS
-from vitrail.storage import DeadLetterStore, EventLog, EventLogConflict, EventLogGap, Fenced
+from vitrail.storage import DeadLetterStore, EventLog, EventLogConflict, EventLogGap, Fenced, NewDeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class Persistor:
 
     async def _write(self, deliveries: Sequence[Delivery]) -> None:
         """Store the events of ``deliveries`` (one transaction per epoch run) and their dead letters."""
-        letters: list[DeadLetterRecord] = []
+        letters: list[NewDeadLetter] = []
         runs: list[tuple[int, list[Event]]] = []  # consecutive messages of one epoch, in order
         for delivery in deliveries:
             if isinstance(delivery.body, Undecodable):
@@ -296,17 +296,17 @@ class Persistor:
                     extra={"source": letter.source, "reason": letter.reason, "bytes": len(letter.body)},
                 )
 
-    def _screen(self, events: list[Event]) -> tuple[list[Event], list[DeadLetterRecord]]:
+    def _screen(self, events: list[Event]) -> tuple[list[Event], list[NewDeadLetter]]:
         """Events the database cannot hold become dead letters, and tombstones keep their numbers."""
         kept: list[Event] = []
-        letters: list[DeadLetterRecord] = []
+        letters: list[NewDeadLetter] = []
         for event in events:
             reason = self.event_log.validate(event)
             if reason is None:
                 kept.append(event)
                 continue
             letters.append(
-                DeadLetterRecord(
+                NewDeadLetter(
                     PROCESSED_EVENTS, f"the event log cannot store this event: {reason}", *raw_bytes(event.to_record())
                 )
             )
@@ -322,7 +322,7 @@ class Persistor:
             except BusClosed:
                 return
             try:
-                record = DeadLetterRecord.from_message(delivery.body)
+                record = from_message(delivery.body)
             except ValueError as exc:
                 record = _letter(delivery, f"a dead letter that is not one: {exc}")
             while True:
@@ -342,14 +342,14 @@ def _count(body: object) -> int:
     return 1
 
 
-def _letter(delivery: Delivery, reason: str) -> DeadLetterRecord:
+def _letter(delivery: Delivery, reason: str) -> NewDeadLetter:
     data, content_type = raw_bytes(delivery.body)
-    return DeadLetterRecord(f"{delivery.topic}/{delivery.group}", reason, data, content_type)
+    return NewDeadLetter(f"{delivery.topic}/{delivery.group}", reason, data, content_type)
 
 
-def _run_letter(epoch: int, events: list[Event], reason: str) -> DeadLetterRecord:
+def _run_letter(epoch: int, events: list[Event], reason: str) -> NewDeadLetter:
     data, content_type = raw_bytes({"epoch": epoch, "events": [e.to_record() for e in events]})
-    return DeadLetterRecord(PROCESSED_EVENTS, reason, data, content_type)
+    return NewDeadLetter(PROCESSED_EVENTS, reason, data, content_type)
 
 
 def _tombstone(event: Event, reason: str) -> Event:
