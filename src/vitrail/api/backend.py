@@ -9,10 +9,12 @@ same calls over RPC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from vitrail.graph.events import Event
 from vitrail.graph.queries import AlarmListRequest, TopologyRequest, Viewer
+from vitrail.storage import DeadLetter
 
 
 @dataclass(slots=True)
@@ -72,3 +74,32 @@ class TemplateManager(Protocol):
         """The names the templates would be stored under (for add with overwrite)."""
 
     async def delete(self, ids: list[str], missing_ok: bool = False) -> None: ...
+
+
+class RetryRefused(Exception):
+    """This dead letter cannot be re-published; the message says why (the API answers 409)."""
+
+
+class PurgeRefused(ValueError):
+    """A purge without a filter and without ``everything`` (the API answers 422)."""
+
+
+class DeadLetterManager(Protocol):
+    """What the API offers on dead letters (``vitrail.services.dead_letter_admin`` implements it).
+
+    Unknown ids raise :class:`vitrail.storage.DeadLetterNotFound` (404).
+    """
+
+    async def list(self, limit: int = 50, marker: int | None = None, source: str | None = None) -> list[DeadLetter]: ...
+
+    async def show(self, letter_id: int) -> DeadLetter: ...
+
+    async def retry(self, letter_id: int) -> tuple[DeadLetter, str]:
+        """Re-publish; the letter with its retry counted, and the topic it went to."""
+        ...
+
+    async def delete(self, letter_id: int) -> None: ...
+
+    async def purge(
+        self, before: datetime | None = None, source: str | None = None, everything: bool = False
+    ) -> int: ...

@@ -22,11 +22,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
+from vitrail.api.backend import DeadLetterManager, PurgeRefused, RetryRefused
 from vitrail.api.errors import ApiError
 from vitrail.api.routing import CurrentViewer, registrar
 from vitrail.api.schemas import Flag
 from vitrail.graph.events import EventError, format_timestamp, normalize_timestamp
-from vitrail.services.dead_letter_admin import DeadLetterAdmin, PurgeRefused, RetryRefused, source_topic
 from vitrail.storage import DeadLetter, DeadLetterNotFound
 
 router = APIRouter(tags=["dead letters"])
@@ -40,16 +40,16 @@ MAX_ID = 2**63 - 1
 LetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter's id.")]
 
 
-def admin(request: Request, viewer: CurrentViewer) -> DeadLetterAdmin:
+def admin(request: Request, viewer: CurrentViewer) -> DeadLetterManager:
     if not viewer.is_admin:
         raise ApiError(403, "Authorization Failed: dead letters need the admin role")
-    found: DeadLetterAdmin | None = getattr(request.app.state, "dead_letters", None)
+    found: DeadLetterManager | None = getattr(request.app.state, "dead_letters", None)
     if found is None:
         raise ApiError(503, "dead letters are not available in this process (it has no database)")
     return found
 
 
-Admin = Annotated[DeadLetterAdmin, Depends(admin)]
+Admin = Annotated[DeadLetterManager, Depends(admin)]
 
 
 @contextmanager
@@ -119,8 +119,8 @@ async def show_dead_letter(dead_letters: Admin, letter_id: LetterId) -> Any:
 @route("POST", "/v1/dead_letters/{letter_id}/retry", summary="Re-publish a dead letter to the graph's input topic")
 async def retry_dead_letter(dead_letters: Admin, letter_id: LetterId) -> Any:
     with _answers():
-        letter = await dead_letters.retry(letter_id)
-    return {**summary(letter), "republished_to": source_topic(letter.source)}
+        letter, topic = await dead_letters.retry(letter_id)
+    return {**summary(letter), "republished_to": topic}
 
 
 @route("DELETE", "/v1/dead_letters/{letter_id}", summary="Delete one dead letter", status_code=204)

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from vitrail.api.backend import PurgeRefused, RetryRefused
 from vitrail.graph.events import EventError
 from vitrail.services.topics import BULK_EVENTS, PRIORITY_EVENTS, PROCESSED_EVENTS, decode
 from vitrail.storage import DeadLetter, DeadLetterNotFound, DeadLetterStore
@@ -37,14 +38,6 @@ INPUT_TOPICS = frozenset({PRIORITY_EVENTS, BULK_EVENTS})
 
 #: ``publish(topic, body)``: the bus's publish (confirmed when it returns).
 Publish = Callable[[str, Any], Awaitable[None]]
-
-
-class RetryRefused(Exception):
-    """This dead letter cannot be re-published; the message says why (the API answers 409)."""
-
-
-class PurgeRefused(ValueError):
-    """A purge without a filter and without ``everything`` (the API answers 422)."""
 
 
 def source_topic(source: str) -> str:
@@ -105,8 +98,8 @@ class DeadLetterAdmin:
             raise DeadLetterNotFound(f"dead letter {letter_id} does not exist")
         return letter
 
-    async def retry(self, letter_id: int) -> DeadLetter:
-        """Re-publish a dead letter to the topic it came from; return it with its retry counted.
+    async def retry(self, letter_id: int) -> tuple[DeadLetter, str]:
+        """Re-publish a dead letter to the topic it came from; return it with its retry counted, and the topic.
 
         Publish first, count after: a retry that was counted but never
         published would mislead; one published but not counted (the letter was
@@ -123,8 +116,8 @@ class DeadLetterAdmin:
         else:
             updated = await self.store.get(letter_id)
             if updated is not None:
-                return updated
-        return dataclasses.replace(letter, retries=letter.retries + 1, retried_at=datetime.now(UTC))
+                return updated, topic
+        return dataclasses.replace(letter, retries=letter.retries + 1, retried_at=datetime.now(UTC)), topic
 
     async def delete(self, letter_id: int) -> None:
         if await self.store.delete([letter_id]) == 0:
@@ -149,4 +142,4 @@ class DeadLetterAdmin:
         return deleted
 
 
-__all__ = ["INPUT_TOPICS", "DeadLetterAdmin", "Publish", "PurgeRefused", "RetryRefused", "retry_body", "source_topic"]
+__all__ = ["INPUT_TOPICS", "DeadLetterAdmin", "Publish", "retry_body", "source_topic"]
