@@ -101,6 +101,9 @@ def test_a_standby_takes_over_from_a_killed_leader_and_loses_nothing(tmp_path: P
         eventually(lambda: ready(vitrail, api), 15, "the standby answering")
         took_over = time.monotonic() - killed
         assert took_over < 5.0, f"the standby answered {took_over:.2f} s after the kill"
+        details = vitrail.api(api, "/v1/status/", detailed="true").json()["details"]
+        assert details["leader"] and details["epoch"] == 2, details  # the standby, fenced in
+        assert details["restored_from_snapshot"] is not None, details  # not a replay of the whole log
 
         publisher.join(60)
         assert publisher.error is None and publisher.sent == count

@@ -179,6 +179,21 @@ class GraphRole:
             fenced.cancel()
         return "its database lock was lost" if lost in done else "another leader took over (fenced)"
 
+    def describe(self) -> dict[str, Any]:
+        """The leadership as ``/v1/status/?detailed=true`` shows it."""
+        takeover = self.takeover
+        snapshotter = self.snapshotter
+        return {
+            "holder": self.holder,
+            "epoch": takeover.epoch if takeover else None,
+            "took_over_in_s": round(takeover.seconds, 3) if takeover else None,
+            "restored_from_snapshot": takeover.snapshot_sequence if takeover else None,
+            "replayed_events": takeover.replayed if takeover else None,
+            "snapshots_taken": snapshotter.taken if snapshotter else 0,
+            "last_snapshot_sequence": snapshotter.last_sequence if snapshotter else None,
+            "longest_snapshot_stall_ms": round(snapshotter.longest_stall * 1000, 1) if snapshotter else None,
+        }
+
     async def _take_over(self) -> None:
         started = time.perf_counter()
         epoch = await self.epochs.bump(LEADERSHIP, self.holder)  # fence first, then read

@@ -33,12 +33,14 @@ class LocalGraphBackend:
         roles: list[str],
         problems: Callable[[], dict[str, dict[str, list[str]]]] | None = None,
         publish: Callable[[list[Event]], Awaitable[None]] | None = None,
+        leadership: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         # A callable follows the leadership: None while this process is a standby.
         self._source = graph if callable(graph) else (lambda: graph)
         self.roles = roles
         self.problems = problems or dict
         self.publish = publish
+        self.leadership = leadership or dict
         self.created = datetime.now(UTC).replace(microsecond=0).isoformat()
         self.hostname = socket.gethostname()
 
@@ -93,7 +95,7 @@ class LocalGraphBackend:
     async def status(self) -> BackendStatus:
         service = self._source()
         if service is None:
-            return BackendStatus(False, STANDBY_REASON, {"leader": False})
+            return BackendStatus(False, STANDBY_REASON, {"leader": False, **self.leadership()})
         progress = service.progress
         details = {
             "vertices": service.processor.graph.num_vertices,
@@ -103,6 +105,7 @@ class LocalGraphBackend:
             "stored_sequence": service.stored_sequence,
             "inputs_unacked": service.unacked,
             "leader": True,
+            **self.leadership(),
             "loading": {"expected": progress.expected, "applied": progress.applied},
             "datasource_errors": dict(progress.errors),
             "datasource_problems": self.problems(),

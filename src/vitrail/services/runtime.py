@@ -249,7 +249,11 @@ class Runtime:
                 serve_rpc=None if self.local else self._serve_graph,
             )
             self.backend = LocalGraphBackend(
-                lambda: role.service if role.active.is_set() else None, sorted(roles), problems, publish
+                lambda: role.service if role.active.is_set() else None,
+                sorted(roles),
+                problems,
+                publish,
+                leadership=role.describe,
             )
             # Leader at once unless another process holds the leadership: then a standby.
             await role.start(wait_active=5.0)
