@@ -134,6 +134,10 @@ class EventBus(ABC):
     async def nack(self, delivery: Delivery, requeue: bool = True) -> None:
         """The message was not processed: give it again (or drop it)."""
 
+    async def stop_consuming(self, topic: str, group: str) -> None:  # noqa: B027 - optional, a no-op by default
+        """Stop receiving ``group``'s messages in this process; what it received and did not
+        settle goes back to the group (a no-op for buses that deliver only on :meth:`get`)."""
+
     @abstractmethod
     async def pending(self, topic: str, group: str) -> int:
         """Messages waiting in ``group`` (not counting those in flight)."""

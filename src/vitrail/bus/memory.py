@@ -71,7 +71,11 @@ class InProcessBus(EventBus):
     # -- topics --------------------------------------------------------------------
 
     def _group(self, topic: str, group: str) -> _Group:
-        return self._groups.setdefault(topic, {}).setdefault(group, _Group(self._max_pending))
+        groups = self._groups.setdefault(topic, {})
+        state = groups.get(group)
+        if state is None:  # not setdefault: it would build a _Group (two Conditions) on every call
+            state = groups[group] = _Group(self._max_pending)
+        return state
 
     async def declare(self, topic: str, group: str) -> None:
         self._group(topic, group)

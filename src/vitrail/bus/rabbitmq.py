@@ -278,6 +278,12 @@ class _Consumer:
         """Deliveries received and not handed out yet (they wait in this process)."""
         return sum(1 for message in self._messages if not _stale(message))
 
+    async def cancel(self) -> None:
+        """Close the consumer's channel: the broker requeues every delivery it holds, in order."""
+        await self.shut()
+        await _close_quietly(self._channel)
+        self._messages.clear()
+
     async def shut(self) -> None:
         async with self._ready:
             self._closed = True
@@ -606,6 +612,12 @@ class RabbitMQBus(EventBus):
         consumer = await self._consumer(topic, group)
         message, body = await consumer.next()
         return Delivery(topic, group, body, next(self._ids), bool(message.redelivered), _native=message)
+
+    async def stop_consuming(self, topic: str, group: str) -> None:
+        async with self._consumer_lock:
+            consumer = self._consumers.pop((topic, group), None)
+        if consumer is not None:
+            await consumer.cancel()
 
     async def ack(self, delivery: Delivery) -> None:
         if delivery._settled:

@@ -196,6 +196,11 @@ class GraphService:
             with contextlib.suppress(Exception):
                 await self.bus.nack(delivery)
         metrics.GRAPH_UNACKED.set(0)
+        # A graph that stops may stay as a standby: what its consumers prefetched goes back to
+        # the queues for the next leader instead of waiting in this process.
+        for topic in (PRIORITY_EVENTS, BULK_EVENTS):
+            with contextlib.suppress(Exception):
+                await self.bus.stop_consuming(topic, GRAPH_GROUP)
 
     def _acker_gone(self) -> bool:
         acker = self._tasks[3] if len(self._tasks) > 3 else None

@@ -230,6 +230,7 @@ class GraphRole:
         service.snapshots = snapshotter
         self.service = service
         self.snapshotter = snapshotter
+        restored_sequence, restored_vertices = processor.sequence, processor.graph.num_vertices
         await self.templates.load_all()
         await service.start()
         snapshotter.start()
@@ -246,8 +247,8 @@ class GraphRole:
                 "holder": self.holder,
                 "snapshot_sequence": snapshot_sequence,
                 "replayed": replayed,
-                "sequence": processor.sequence,
-                "vertices": processor.graph.num_vertices,
+                "sequence": restored_sequence,
+                "vertices": restored_vertices,
                 "seconds": round(self.takeover.seconds, 3),
                 "get_all_at_start": service.initial_get_all,
             },

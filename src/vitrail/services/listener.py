@@ -286,7 +286,10 @@ class NotificationListener:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(inbox.get(), remaining))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races with the get (CPython gh-86296), and stopping would hang.
+                async with asyncio.timeout(remaining):
+                    batch.append(await inbox.get())
             except TimeoutError:
                 break
         return batch

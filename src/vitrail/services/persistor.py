@@ -148,18 +148,34 @@ class Persistor:
         self._busy = True
         batch.deliveries.append(first)
         batch.events += _count(first.body)
-        deadline = asyncio.get_running_loop().time() + self.settings.batch_timeout
+        try:
+            await self._fill(batch)
+        except asyncio.CancelledError:
+            for delivery in reversed(batch.deliveries):  # stopping: what was taken goes back
+                await self.bus.nack(delivery)
+            raise
+        return batch
+
+    async def _fill(self, batch: _Batch) -> None:
+        """Add deliveries to ``batch`` until it holds ``batch_size`` events or ``batch_timeout`` passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.batch_timeout
         while batch.events < self.settings.batch_size:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                delivery = await asyncio.wait_for(self._inbox.get(), remaining)
-            except TimeoutError:
-                break
+            if self._inbox.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    # that races with the get (CPython gh-86296), and stop() would wait forever.
+                    async with asyncio.timeout(remaining):
+                        delivery = await self._inbox.get()
+                except TimeoutError:
+                    break
+            else:
+                delivery = self._inbox.get_nowait()  # what already waits: no task, no timer
             batch.deliveries.append(delivery)
             batch.events += _count(delivery.body)
-        return batch
 
     async def _write_events(self) -> None:
         while True:
@@ -248,18 +264,24 @@ class Persistor:
     async def _write(self, deliveries: Sequence[Delivery]) -> None:
         """Store the events of ``deliveries`` (one transaction per epoch run) and their dead letters."""
         letters: list[NewDeadLetter] = []
-        runs: list[tuple[int, list[Event]]] = []  # consecutive messages of one epoch, in order
+        decoded: list[tuple[int, list[Event]]] = []
         for delivery in deliveries:
             if isinstance(delivery.body, Undecodable):
                 letters.append(_letter(delivery, delivery.body.reason))
                 continue
             try:
-                epoch, events = decode_processed(delivery.body)
+                decoded.append(decode_processed(delivery.body))
             except ValueError as exc:
                 letters.append(_letter(delivery, str(exc)))
-                continue
-            if runs and runs[-1][0] == epoch:
-                runs[-1][1].extend(events)
+        # One transaction per stretch of consecutive sequence numbers of one epoch, lowest first:
+        # RabbitMQ hands the messages of the one queue to the persistors in turn, so a batch may
+        # lack the messages another persistor holds. The stretches that follow the log are stored
+        # (a retry finds them stored and inserts nothing); the first that does not raises the gap.
+        runs: list[tuple[int, list[Event]]] = []
+        for epoch, events in sorted(decoded, key=lambda item: (item[0], _first(item[1]))):
+            last = runs[-1] if runs else None
+            if last is not None and last[0] == epoch and _first(events) <= _first(last[1][-1:]) + 1:
+                last[1].extend(events)
             else:
                 runs.append((epoch, list(events)))
         for epoch, events in runs:
@@ -334,6 +356,10 @@ class Persistor:
                     await asyncio.sleep(1.0)
             self.stats.dead_letters += 1
             await self.bus.ack(delivery)
+
+
+def _first(events: Sequence[Event]) -> int:
+    return events[0].sequence or 0
 
 
 def _count(body: object) -> int:
