@@ -5,6 +5,8 @@ python -m benchmarks structures --hosts 10000 --json benchmarks/results/structur
 python -m benchmarks distributed --hosts 1000 10000 --json benchmarks/results/distributed.json
 python -m benchmarks replay --hosts 1000 10000 --json benchmarks/results/replay.json
 python -m benchmarks snapshots --hosts 1000 10000 --json benchmarks/results/snapshots.json
+python -m benchmarks persistor --events 50000 --batch 100 1000 --json benchmarks/results/persistor.json
+python -m benchmarks failover --hosts 1000 10000 --json benchmarks/results/failover.json
 """
 
 from __future__ import annotations
@@ -44,6 +46,23 @@ def main() -> None:
     snapshots.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
     snapshots.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
     snapshots.add_argument("--json", type=Path, default=None)
+    persistor = sub.add_parser(
+        "persistor", help="persistor events/s into the event log per database, and the append ceiling"
+    )
+    persistor.add_argument("--events", type=int, default=50_000)
+    persistor.add_argument("--batch", type=int, nargs="+", default=[100, 1000], help="PersistorSettings.batch_size")
+    persistor.add_argument("--backends", nargs="+", default=["sqlite", "postgresql", "mariadb"])
+    persistor.add_argument("--record-bytes", type=int, default=500, help="JSON bytes per event record (0: as is)")
+    persistor.add_argument("--repeat", type=int, default=3, help="runs per case; the best is reported")
+    persistor.add_argument("--profile", action="store_true", help="print a cProfile of the persistor runs")
+    persistor.add_argument("--json", type=Path, default=None)
+    failover = sub.add_parser("failover", help="SIGKILL the graph leader: time until the standby answers the API")
+    failover.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    failover.add_argument("--repeat", type=int, default=3, help="runs per size; the best is reported")
+    failover.add_argument(
+        "--replay", type=int, nargs="+", default=[0], help="events logged after the snapshot before the kill"
+    )
+    failover.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.name == "topology":
         from benchmarks.topology import run
@@ -65,6 +84,14 @@ def main() -> None:
         from benchmarks.distributed import run as run_distributed
 
         run_distributed(args.hosts, args.repeat, args.json)
+    elif args.name == "persistor":
+        from benchmarks.durability import run as run_persistor
+
+        run_persistor(args.events, args.batch, args.repeat, args.json, args.record_bytes, args.backends, args.profile)
+    elif args.name == "failover":
+        from benchmarks.failover import run as run_failover
+
+        run_failover(args.hosts, args.repeat, args.json, args.replay)
     else:
         from benchmarks.graph_structures import run
 
