@@ -181,7 +181,7 @@ class GraphService:
         await asyncio.gather(*(t for t in (schedule, consume) if t is not None), return_exceptions=True)
         if writer is not None and flush:
             try:
-                await asyncio.wait_for(self._flush(), timeout=self.FLUSH_TIMEOUT)
+                await asyncio.wait_for(self._flush(acker), timeout=self.FLUSH_TIMEOUT)
             except TimeoutError:
                 log.error(
                     "events not fully stored at shutdown; their inputs go back to the bus",
@@ -202,13 +202,10 @@ class GraphService:
             with contextlib.suppress(Exception):
                 await self.bus.stop_consuming(topic, GRAPH_GROUP)
 
-    def _acker_gone(self) -> bool:
-        acker = self._tasks[3] if len(self._tasks) > 3 else None
-        return acker is None or acker.done()
-
-    async def _flush(self) -> None:
+    async def _flush(self, acker: asyncio.Task[None] | None) -> None:
+        """Hand every applied event to the sink, then wait until their inputs are acked."""
         await self._log_queue.join()
-        while self._unacked and not self.fenced.is_set() and not self._acker_gone():
+        while acker is not None and not acker.done() and self._unacked and not self.fenced.is_set():
             self._acked.clear()
             await self._acked.wait()
 

@@ -221,7 +221,7 @@ class GraphRole:
         await self.bus.declare(DEAD_LETTERS, PERSISTOR_GROUP)
         await service.start_consuming()
         replayed = await service.restore(self.event_log.iter_batches(after=processor.sequence)) if replay else 0
-        last_logged = await self._last_logged_time()
+        last_logged = await self._logged_time(processor.sequence)
         newest = max((t for t in (state_time, last_logged) if t is not None), default=None)
         age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
         service.initial_get_all = not replay or age is None or age > settings.graph.get_all_interval
@@ -254,11 +254,12 @@ class GraphRole:
             },
         )
 
-    async def _last_logged_time(self) -> datetime | None:
-        last = await self.event_log.read(after=max(0, await self.event_log.max_sequence() - 1), limit=1)
-        if not last or last[0].received_at is None:
+    async def _logged_time(self, sequence: int) -> datetime | None:
+        """When the event ``sequence`` (the last one restored) was received, if the log has it."""
+        logged = await self.event_log.read(after=sequence - 1, limit=1)
+        if not logged or logged[0].received_at is None:
             return None
-        return datetime.fromisoformat(last[0].received_at)
+        return datetime.fromisoformat(logged[0].received_at)
 
     async def _prune_periodically(self) -> None:
         """Keep ``history.retention_days`` of snapshots and events (the leader does it, once)."""

@@ -284,12 +284,20 @@ class Persistor:
                 last[1].extend(events)
             else:
                 runs.append((epoch, list(events)))
+
+        def stand_in(event: Event, reason: str) -> Event:
+            """An event the database cannot hold: a dead letter, and a tombstone keeps its number."""
+            letters.append(
+                NewDeadLetter(
+                    PROCESSED_EVENTS, f"the event log cannot store this event: {reason}", *raw_bytes(event.to_record())
+                )
+            )
+            return _tombstone(event, reason)
+
         for epoch, events in runs:
-            events, rejected = self._screen(events)
-            letters.extend(rejected)
             started = time.perf_counter()
             try:
-                await self.event_log.append(events, epoch=epoch, contiguous=True)
+                await self.event_log.append(events, epoch=epoch, contiguous=True, replace_invalid=stand_in)
             except Fenced as exc:
                 self.stats.fenced += len(events)
                 metrics.PERSISTOR_FENCED.inc(len(events))
@@ -317,23 +325,6 @@ class Persistor:
                     "kept a dead letter",
                     extra={"source": letter.source, "reason": letter.reason, "bytes": len(letter.body)},
                 )
-
-    def _screen(self, events: list[Event]) -> tuple[list[Event], list[NewDeadLetter]]:
-        """Events the database cannot hold become dead letters, and tombstones keep their numbers."""
-        kept: list[Event] = []
-        letters: list[NewDeadLetter] = []
-        for event in events:
-            reason = self.event_log.validate(event)
-            if reason is None:
-                kept.append(event)
-                continue
-            letters.append(
-                NewDeadLetter(
-                    PROCESSED_EVENTS, f"the event log cannot store this event: {reason}", *raw_bytes(event.to_record())
-                )
-            )
-            kept.append(_tombstone(event, reason))
-        return kept, letters
 
     # -- dead letters from other roles ---------------------------------------------------
 

@@ -249,7 +249,7 @@ class Runtime:
                 serve_rpc=None if self.local else self._serve_graph,
             )
             self.backend = LocalGraphBackend(
-                lambda: role.service if role.active.is_set() else None,
+                lambda: self.graph,
                 sorted(roles),
                 problems,
                 publish,

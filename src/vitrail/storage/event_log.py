@@ -15,7 +15,7 @@ that would leave a hole after the stored end of the log (``contiguous``).
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -78,7 +78,14 @@ class EventLog:
         """The engine the log writes to (for callers that share its transactions or pool)."""
         return self._engine
 
-    async def append(self, batch: Sequence[Event], *, epoch: int | None = None, contiguous: bool = False) -> int:
+    async def append(
+        self,
+        batch: Sequence[Event],
+        *,
+        epoch: int | None = None,
+        contiguous: bool = False,
+        replace_invalid: Callable[[Event, str], Event] | None = None,
+    ) -> int:
         """Store ``batch`` in one transaction; return how many events were new.
 
         Events already stored (same event id under the same sequence number) are
@@ -99,10 +106,15 @@ class EventLog:
         maximum is read in the transaction: concurrent appenders can only see an
         older end than the one they commit after, which refuses a batch rather
         than letting one leave a hole.
+
+        ``replace_invalid(event, reason)``: called for an event the database
+        cannot hold (the :meth:`validate` reasons); the event it returns (a
+        stand-in with the same sequence number) is stored instead, so one bad
+        row does not refuse the batch. Without it such an event is a ValueError.
         """
         if not batch:
             return 0
-        rows = [_to_row(event) for event in batch]
+        rows = [_checked_row(event, replace_invalid) for event in batch]
         async with self._writer.begin() as connection:
             if epoch is not None:
                 await check_epoch(connection, GRAPH, epoch)
@@ -120,10 +132,9 @@ class EventLog:
         """Why the log cannot store ``event`` exactly (missing sequence, field too long, payload
         not JSON...), or None when it can.
 
-        The same checks as :meth:`append`, one event at a time: a persistor screens a
-        batch with it and keeps each bad event as a dead letter (and its sequence
-        number with a stand-in), instead of letting one bad row refuse the whole
-        batch. Whether the event agrees with the stored log is not checked here.
+        The same checks as :meth:`append`, one event at a time (``append`` with
+        ``replace_invalid`` applies them on its way, without converting twice).
+        Whether the event agrees with the stored log is not checked here.
         """
         try:
             _to_row(event)
@@ -295,6 +306,15 @@ def _to_row(event: Event) -> dict[str, Any]:
         "round": event.round,
         "received_at": None if event.received_at is None else _parse_time(event, "received_at", event.received_at),
     }
+
+
+def _checked_row(event: Event, replace_invalid: Callable[[Event, str], Event] | None) -> dict[str, Any]:
+    try:
+        return _to_row(event)
+    except ValueError as exc:
+        if replace_invalid is None:
+            raise
+        return _to_row(replace_invalid(event, str(exc)))
 
 
 def _check_text(event: Event, field: str, value: object, length: int) -> None:
