@@ -255,10 +255,10 @@ async def persistor_run(
         seconds = 0.0
         calls = 0
 
-        async def append(self, batch: Sequence[Event], *, epoch: int | None = None, contiguous: bool = False) -> int:
+        async def append(self, batch: Sequence[Event], **options: Any) -> int:
             started = time.perf_counter()
             try:
-                return await super().append(batch, epoch=epoch, contiguous=contiguous)
+                return await super().append(batch, **options)
             finally:
                 self.seconds += time.perf_counter() - started
                 self.calls += 1
