@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,7 +224,7 @@ OLDEST_FIRST = [name for name, _, _ in sorted(CASES, key=lambda case: case[1])]
 
 
 def test_thinning_plan() -> None:
-    taken = [(number, when) for number, (_, when, _) in enumerate(CASES, start=1)]
+    taken = [(number, when, _sequence(when)) for number, (_, when, _) in enumerate(CASES, start=1)]
     doomed = thinning_plan(reversed(taken), NOW, RETENTION, keep_latest=3)
     kept_by_name = {name: kept for name, _, kept in CASES}
     assert [NAMES[n] for n in doomed] == [name for name in OLDEST_FIRST if not kept_by_name[name]]
@@ -232,7 +233,8 @@ def test_thinning_plan() -> None:
     assert thinning_plan(kept, NOW, RETENTION, keep_latest=3) == []
     # An hour and a new snapshot later: the retention edge expires, the hours of 11-21 that
     # left the last 24 h lose to that day's oldest, and "latest 3" stays as hour 12:00's oldest.
-    later = thinning_plan([*kept, (99, NOW + timedelta(minutes=40))], NOW + HOUR, RETENTION, keep_latest=3)
+    newer = (99, NOW + timedelta(minutes=40), _sequence(NOW + timedelta(minutes=40)))
+    later = thinning_plan([*kept, newer], NOW + HOUR, RETENTION, keep_latest=3)
     assert [NAMES[n] for n in later] == [
         "at the retention edge",
         "hour 11-21 12:00, within 24 h",
@@ -240,8 +242,40 @@ def test_thinning_plan() -> None:
     ]
 
 
+def _sequence(moment: datetime) -> int:
+    """A sequence number growing with time: one event a second."""
+    return int((moment - (NOW - 2 * RETENTION)).total_seconds())
+
+
+def test_thinning_keeps_snapshots_that_bound_the_replay() -> None:
+    # One snapshot every 10 minutes for 3 hours, 10,000 events apart, all within the hourly window:
+    # the hourly buckets keep one in six (60,000 events apart).
+    start = NOW - timedelta(hours=3)
+    taken = [(n, start + timedelta(minutes=10 * n), 10_000 * n) for n in range(18)]
+    log_end = 10_000 * 17 + 500
+    by_time = thinning_plan(taken, NOW, RETENTION, keep_latest=1)
+    kept = [n for n, _, _ in taken if n not in by_time]
+    assert max(b - a for a, b in itertools.pairwise(10_000 * n for n in kept)) > 25_000
+    doomed = thinning_plan(taken, NOW, RETENTION, keep_latest=1, max_replay_events=25_000, log_end=log_end)
+    assert set(doomed) < set(by_time)  # only ever fewer deletions, oldest first as always
+    assert doomed == sorted(doomed)
+    kept = [sequence for n, _, sequence in taken if n not in doomed]
+    assert max(b - a for a, b in itertools.pairwise([*kept, log_end])) <= 25_000
+    # Greedy: every snapshot kept for the bound is needed (without it, a gap would exceed the bound).
+    for sequence in set(kept) - {10_000 * n for n, _, _ in taken if n not in by_time}:
+        without = [s for s in kept if s != sequence]
+        assert max(b - a for a, b in itertools.pairwise([*without, log_end])) > 25_000
+    # Stable: a second run deletes nothing more.
+    survivors = [item for item in taken if item[0] not in doomed]
+    assert thinning_plan(survivors, NOW, RETENTION, keep_latest=1, max_replay_events=25_000, log_end=log_end) == []
+    # Snapshots beyond the retention are not kept for the bound, and gaps the snapshots taken
+    # cannot close stay as they are.
+    sparse = [(1, NOW - RETENTION - DAY, 0), (2, NOW - DAY, 100_000), (3, NOW - HOUR, 200_000)]
+    assert thinning_plan(sparse, NOW, RETENTION, keep_latest=1, max_replay_events=10, log_end=300_000) == [1]
+
+
 def test_the_newest_snapshots_survive_the_retention() -> None:
-    taken = [(n, NOW - timedelta(days=100 + n)) for n in range(1, 6)]  # all far beyond retention
+    taken = [(n, NOW - timedelta(days=100 + n), 10 - n) for n in range(1, 6)]  # all far beyond retention
     assert thinning_plan(taken, NOW, RETENTION, keep_latest=2) == [5, 4, 3]
     assert thinning_plan(taken, NOW, RETENTION, keep_latest=1) == [5, 4, 3, 2]
 
@@ -253,6 +287,8 @@ def test_thinning_plan_refuses_nonsense() -> None:
         thinning_plan([], NOW, timedelta(0))
     with pytest.raises(ValueError, match="naive"):
         thinning_plan([], NOW.replace(tzinfo=None), RETENTION)
+    with pytest.raises(ValueError, match="max_replay_events"):
+        thinning_plan([], NOW, RETENTION, max_replay_events=0)
 
 
 async def test_thin_deletes_what_the_plan_gives_up(migrated: AsyncEngine) -> None:

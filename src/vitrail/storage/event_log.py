@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Insert, delete, func, select
+from sqlalchemy import Insert, delete, func, select, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vitrail.graph.events import Event, EventAction, format_timestamp
@@ -142,21 +143,26 @@ class EventLog:
             return str(exc)
         return None
 
-    async def read(self, after: int = 0, limit: int | None = None) -> list[Event]:
-        """Events with a sequence number greater than ``after``, in sequence order, at most ``limit``."""
+    async def read(self, after: int = 0, limit: int | None = None, *, until: int | None = None) -> list[Event]:
+        """Events with a sequence number greater than ``after`` (and at most ``until``), in sequence
+        order, at most ``limit``."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if limit == 0:
             return []
         query = select(*_COLUMNS).where(events.c.sequence > after).order_by(events.c.sequence)
+        if until is not None:
+            query = query.where(events.c.sequence <= until)
         if limit is not None:
             query = query.limit(limit)
         async with self._engine.connect() as connection:
             result = await connection.execute(query)
             return [_to_event(row) for row in result]
 
-    async def iter_batches(self, after: int = 0, batch_size: int = 10_000) -> AsyncIterator[list[Event]]:
-        """The events after ``after`` as lists of at most ``batch_size``, in sequence order.
+    async def iter_batches(
+        self, after: int = 0, batch_size: int = 10_000, *, until: int | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """The events after ``after`` (up to ``until``) as lists of at most ``batch_size``, in sequence order.
 
         Each batch is one short query (keyset pagination on the sequence), so a long
         replay neither holds a transaction open nor loads the whole log in memory.
@@ -165,13 +171,49 @@ class EventLog:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         while True:
-            batch = await self.read(after=after, limit=batch_size)
+            batch = await self.read(after=after, limit=batch_size, until=until)
             if not batch:
                 return
             yield batch
             if len(batch) < batch_size:
                 return
             after = cast(int, batch[-1].sequence)  # read() always sets it
+
+    async def replay_batches(
+        self, after: int = 0, until: int | None = None, batch_size: int = 10_000
+    ) -> AsyncIterator[list[Event]]:
+        """:meth:`iter_batches`, faster: the events exactly as :meth:`read` gives them, for a replay.
+
+        On SQLite and PostgreSQL the database encodes each batch as one JSON document
+        (times already in Vitrail's format, payloads embedded as they are stored), so
+        the rows are converted in C, by the database, not one Python object at a time:
+        measured on 100k simulator events, 0.45 s instead of 0.75 s to read them from
+        SQLite with the collector paused, most of it in the database driver's thread,
+        which overlaps the replay. A batch the database cannot encode that way (a
+        payload that is not valid JSON, a time stored in another shape) is read as
+        :meth:`read` reads it, with its errors. Other databases read as :meth:`read`.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        query = _JSON_BATCH.get(self._dialect)
+        until = _MAX_SEQUENCE if until is None else until
+        while True:
+            batch = None
+            if query is not None:
+                try:
+                    async with self._engine.connect() as connection:
+                        encoded = await connection.scalar(query, {"after": after, "until": until, "limit": batch_size})
+                    batch = _json_batch(encoded)
+                except DBAPIError:
+                    batch = None
+            if batch is None:
+                batch = await self.read(after=after, limit=batch_size, until=until)
+            if not batch:
+                return
+            yield batch
+            if len(batch) < batch_size:
+                return
+            after = cast(int, batch[-1].sequence)
 
     async def max_sequence(self) -> int:
         """The highest stored sequence number, 0 for an empty log."""
@@ -190,6 +232,64 @@ class EventLog:
         async with self._engine.connect() as connection:
             value = await connection.scalar(select(func.coalesce(func.min(events.c.sequence), 0)))
         return int(value or 0)
+
+    # -- time -> sequence (reconstruction at a time T) ------------------------------------
+
+    async def sequence_at(self, moment: datetime) -> int:
+        """The last event of the graph as it was at ``moment``: ``(the smallest sequence received
+        after moment) - 1``, or the last stored sequence when nothing was received after it.
+
+        ``received_at`` is stamped at the edges (listeners, API, collectors), so it is not
+        monotonic in sequence: a priority alarm can be applied before a bulk page stamped
+        earlier. The state at ``moment`` is therefore the longest prefix of the log holding
+        only events received by then: monotonic in ``moment``, and exact whatever the disorder.
+        Events without ``received_at`` never end the prefix. 0 for an empty log.
+
+        Two indexed queries: the earliest event received after ``moment`` (the ``received_at``
+        index) bounds the answer; then the smallest sequence among the events received after
+        ``moment`` is found by whichever walk is shorter, the ``received_at`` index over the
+        events after ``moment``, or the primary key up to the answer (measured on 1M events:
+        1-7 ms near either end of the log, 25-40 ms in the middle, SQLite and PostgreSQL alike).
+        """
+        if moment.tzinfo is None:
+            raise ValueError(f"naive datetime {moment.isoformat()}: give a time zone (UTC)")
+        later = events.c.received_at > moment
+        async with self._engine.connect() as connection:
+            bound = await connection.scalar(
+                select(events.c.sequence).where(later).order_by(events.c.received_at).limit(1)
+            )
+            if bound is None:
+                value = await connection.scalar(select(func.coalesce(func.max(events.c.sequence), 0)))
+                return int(value or 0)
+            first, last = (
+                await connection.execute(select(func.min(events.c.sequence), func.max(events.c.sequence)))
+            ).one()
+            if int(last) - int(bound) <= int(bound) - int(first):
+                # Few events after moment: walk them on the received_at index. "+ 0" keeps the
+                # planner from walking the primary key in order instead (what it does for MIN).
+                found = await connection.scalar(select(func.min(events.c.sequence + 0)).where(later))
+            else:
+                # Few events before the answer: walk the primary key in order, stop at the first.
+                found = await connection.scalar(
+                    select(events.c.sequence).where(later).order_by(events.c.sequence).limit(1)
+                )
+        return int(found if found is not None else bound) - 1
+
+    async def earliest_received(self) -> datetime | None:
+        """The earliest ``received_at`` in the log (None: empty, or nothing stamped). Indexed."""
+        async with self._engine.connect() as connection:
+            return await connection.scalar(select(func.min(events.c.received_at)))
+
+    async def latest_received_between(self, first: int, last: int) -> datetime | None:
+        """The latest ``received_at`` of the stored events numbered ``first`` to ``last`` (a key range).
+
+        The earliest moment whose prefix (:meth:`sequence_at`) reaches ``last`` is this time: an
+        event of the range received later would end the prefix before ``last``.
+        """
+        async with self._engine.connect() as connection:
+            return await connection.scalar(
+                select(func.max(events.c.received_at)).where(events.c.sequence >= first, events.c.sequence <= last)
+            )
 
     async def prune(self, before_sequence: int, *, chunk_size: int = PRUNE_CHUNK) -> int:
         """Delete the events numbered below ``before_sequence``; return how many.
@@ -343,6 +443,54 @@ def _format_time(moment: datetime) -> str:
     if moment.tzinfo is UTC:
         return moment.isoformat(" ", "microseconds")
     return format_timestamp(moment)
+
+
+_MAX_SEQUENCE = 2**63 - 1
+_BATCH_ROWS = (
+    "SELECT sequence, event_id, datasource, action, sample_time, payload, round, received_at FROM events "
+    "WHERE sequence > :after AND sequence <= :until ORDER BY sequence LIMIT :limit"
+)
+#: One query per batch, answering one JSON array of [sequence, event_id, datasource, action,
+#: sample_time, payload, round, received_at] in sequence order, times as ``_format_time`` gives them.
+_JSON_BATCH = {
+    # Stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC (_SQLiteUTCDateTime): the zone is appended.
+    "sqlite": text(
+        "SELECT json_group_array(json_array(sequence, event_id, datasource, action, sample_time || '+00:00', "
+        f"json(payload), round, received_at || '+00:00')) FROM ({_BATCH_ROWS})"
+    ),
+    "postgresql": text(
+        "SELECT json_agg(json_build_array(sequence, event_id, datasource, action, "
+        "to_char(sample_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00', payload::json, round, "
+        "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00') ORDER BY sequence)::text "
+        f"FROM ({_BATCH_ROWS}) AS batch"
+    ),
+}
+_TIME_SHAPE = len("2026-11-22 00:00:00.000000+00:00")
+
+
+def _json_batch(encoded: str | None) -> list[Event] | None:
+    """The events of a :data:`_JSON_BATCH` answer; None when it is not what :meth:`EventLog.read` gives."""
+    if encoded is None:
+        return []
+    try:
+        rows = orjson.loads(encoded)
+    except orjson.JSONDecodeError:
+        return None
+    events: list[Event] = []
+    previous = -1
+    actions = _ACTIONS
+    for sequence, event_id, datasource, action, sample_time, payload, round_, received_at in rows:
+        if (
+            sequence <= previous
+            or action not in actions
+            or not isinstance(payload, dict)
+            or len(sample_time) != _TIME_SHAPE
+            or (received_at is not None and len(received_at) != _TIME_SHAPE)
+        ):
+            return None
+        previous = sequence
+        events.append(Event(event_id, datasource, actions[action], sample_time, payload, round_, received_at, sequence))
+    return events
 
 
 def _to_event(row: Any) -> Event:

@@ -26,9 +26,12 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
+    Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -341,6 +344,93 @@ dead_letters = Table(
 )
 """Unparsable messages and rejected rows, with their raw bytes and the reason."""
 
+VITRAGE_ID_LENGTH = 64
+"""Vitrage ids are UUIDs (36 characters); room for other forms."""
+NAME_LENGTH = 255
+SHORT_LENGTH = 64
+
+alarm_history = Table(
+    "alarm_history",
+    metadata,
+    Column("id", sequence_type(), primary_key=True, autoincrement=True),
+    Column("vitrage_id", String(VITRAGE_ID_LENGTH), nullable=False, comment="the alarm's id in the graph"),
+    Column("start_sequence", BigInteger(), nullable=False, comment="the event that made it active"),
+    Column("end_sequence", BigInteger(), nullable=True, comment="the event that ended it; NULL while active"),
+    Column("start_time", UTCDateTime(), nullable=False),
+    Column("end_time", UTCDateTime(), nullable=True),
+    Column("name", String(NAME_LENGTH), nullable=True),
+    Column("vitrage_type", String(SHORT_LENGTH), nullable=True, comment="its datasource; 'vitrage' when deduced"),
+    Column("severity", String(SHORT_LENGTH), nullable=True, index=True, comment="operational severity, latest"),
+    Column("aggregated_severity", String(SHORT_LENGTH), nullable=True),
+    Column("state", String(SHORT_LENGTH), nullable=True),
+    Column("project_id", String(SHORT_LENGTH), nullable=True),
+    Column("resource_id", String(VITRAGE_ID_LENGTH), nullable=True, index=True),
+    Column("resource_type", String(SHORT_LENGTH), nullable=True),
+    Column("resource_name", String(NAME_LENGTH), nullable=True),
+    Column("resource_project_id", String(SHORT_LENGTH), nullable=True),
+    Column("deduced", Boolean(), nullable=False),
+    Column("templates", json_text_type(), nullable=True, comment="JSON list: templates that raised a deduced alarm"),
+    Column("payload", json_text_type(), nullable=False, comment="the alarm as the API showed it, latest"),
+    UniqueConstraint("vitrage_id", "start_sequence"),
+    Index("ix_alarm_history_start_time_vitrage_id", "start_time", "vitrage_id"),
+    Index("ix_alarm_history_end_time_start_time", "end_time", "start_time"),
+    comment="Every alarm that was active, with when it began and ended (alarm history, seed 002).",
+    **MYSQL_TABLE_OPTIONS,
+)
+"""One row per time an alarm was active; ``end_time`` NULL while it still is."""
+
+alarm_changes = Table(
+    "alarm_changes",
+    metadata,
+    Column("id", sequence_type(), primary_key=True, autoincrement=True),
+    Column("vitrage_id", String(VITRAGE_ID_LENGTH), nullable=False),
+    Column("start_sequence", BigInteger(), nullable=False, comment="the alarm_history row: (vitrage_id, start)"),
+    Column("sequence", BigInteger(), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("severity", String(SHORT_LENGTH), nullable=True),
+    Column("aggregated_severity", String(SHORT_LENGTH), nullable=True),
+    Column("state", String(SHORT_LENGTH), nullable=True),
+    Column("payload", json_text_type(), nullable=False),
+    UniqueConstraint("vitrage_id", "sequence"),
+    Index("ix_alarm_changes_vitrage_id_start_sequence", "vitrage_id", "start_sequence"),
+    comment="Severity, state, name or resource changes of an active alarm.",
+    **MYSQL_TABLE_OPTIONS,
+)
+"""What changed while an alarm was active (its start values are in ``alarm_history``)."""
+
+cause_history = Table(
+    "cause_history",
+    metadata,
+    Column("id", sequence_type(), primary_key=True, autoincrement=True),
+    Column("source_id", String(VITRAGE_ID_LENGTH), nullable=False, index=True, comment="the causing alarm"),
+    Column("target_id", String(VITRAGE_ID_LENGTH), nullable=False, index=True, comment="the alarm it causes"),
+    Column("start_sequence", BigInteger(), nullable=False),
+    Column("end_sequence", BigInteger(), nullable=True),
+    Column("start_time", UTCDateTime(), nullable=False),
+    Column("end_time", UTCDateTime(), nullable=True, index=True),
+    UniqueConstraint("source_id", "target_id", "start_sequence"),
+    comment="Every causal link between two alarms, with when it began and ended (RCA history, seed 002).",
+    **MYSQL_TABLE_OPTIONS,
+)
+"""One row per time a ``causes`` edge existed; ``end_time`` NULL while it does."""
+
+history_progress = Table(
+    "history_progress",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="what is recorded: 'alarms'"),
+    Column("sequence", BigInteger(), nullable=False, comment="the history holds every record up to this event"),
+    Column(
+        "longest_alarm_s",
+        Float(),
+        nullable=False,
+        comment="the longest an ended occurrence lasted (seconds): bounds time-frame queries",
+    ),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    comment="How far the alarm and RCA history is written, so a new graph leader continues it exactly.",
+    **MYSQL_TABLE_OPTIONS,
+)
+"""The sequence number up to which the history is complete."""
+
 __all__ = [
     "ACTION_LENGTH",
     "DATASOURCE_LENGTH",
@@ -353,8 +443,12 @@ __all__ = [
     "Blob",
     "ExactString",
     "UTCDateTime",
+    "alarm_changes",
+    "alarm_history",
+    "cause_history",
     "dead_letters",
     "events",
+    "history_progress",
     "json_text_type",
     "leadership",
     "metadata",

@@ -10,7 +10,8 @@ transaction fenced by the leader's epoch: a reader never meets half a snapshot,
 and a deposed leader cannot store one.
 
 Thinning (:func:`thinning_plan`) bounds how many are kept: dense recently,
-sparse further back, none beyond the retention (except the newest few).
+sparse further back, none beyond the retention (except the newest few), and
+never so sparse that a reconstruction replays more than ``max_replay_events``.
 """
 
 from __future__ import annotations
@@ -80,9 +81,15 @@ def _info(row: Any) -> SnapshotInfo:
 
 
 def thinning_plan(
-    taken: Iterable[tuple[int, datetime]], now: datetime, retention: timedelta, keep_latest: int = 3
+    taken: Iterable[tuple[int, datetime, int]],
+    now: datetime,
+    retention: timedelta,
+    keep_latest: int = 3,
+    *,
+    max_replay_events: int | None = None,
+    log_end: int | None = None,
 ) -> list[int]:
-    """The ids to delete among ``taken`` ((id, taken_at) pairs), oldest first.
+    """The ids to delete among ``taken`` ((id, taken_at, sequence) triples), oldest first.
 
     The policy:
 
@@ -92,12 +99,22 @@ def thinning_plan(
     2. every other snapshot taken before ``now - retention`` is deleted;
     3. of the rest, one per UTC clock hour is kept among those taken within the
        last 24 hours (after ``now - 24 h``, or later than ``now``), one per UTC
-       calendar day among the older ones; each bucket keeps its *oldest*.
+       calendar day among the older ones; each bucket keeps its *oldest*;
+    4. with ``max_replay_events``: a snapshot rule 3 gives up is kept all the same
+       when, without it, more than ``max_replay_events`` events would separate
+       two kept snapshots (or the newest kept one and ``log_end``, the last
+       logged sequence). Greedy, in sequence order: a snapshot is kept only if
+       the next candidate is beyond the bound from the last kept one. So a
+       reconstruction at any time of the retention replays at most that many
+       events, wherever the snapshots taken allow it (two snapshots taken
+       further apart cannot be helped).
 
     Oldest, and buckets aligned on the clock rather than on ``now``: the
     snapshot a bucket keeps stays its oldest as newer ones arrive, and the one
     kept for a day is the one kept for that day's earliest hour, so a kept
-    snapshot is only deleted by the retention, and repeated runs agree.
+    snapshot is only deleted by the retention, and repeated runs agree (rule 4
+    too: the next candidate of a snapshot it kept can only be further away in a
+    later run).
     """
     if keep_latest < 1:
         raise ValueError(f"keep_latest must be >= 1 (the newest snapshot is never deleted), got {keep_latest}")
@@ -105,17 +122,21 @@ def thinning_plan(
         raise ValueError(f"retention must be positive, got {retention}")
     if now.tzinfo is None:
         raise ValueError(f"naive datetime {now.isoformat()}: give a time zone (UTC)")
+    if max_replay_events is not None and max_replay_events < 1:
+        raise ValueError(f"max_replay_events must be >= 1, got {max_replay_events}")
     oldest_first = sorted(taken, key=lambda item: (item[1], item[0]))
-    latest = {snapshot_id for snapshot_id, _ in oldest_first[-keep_latest:]}
+    latest = {snapshot_id for snapshot_id, _, _ in oldest_first[-keep_latest:]}
     horizon = now - retention
     hourly_since = now - HOURLY_WINDOW
     buckets: set[tuple[str, datetime]] = set()
     doomed: list[int] = []
-    for snapshot_id, taken_at in oldest_first:
+    expired: set[int] = set()
+    for snapshot_id, taken_at, _ in oldest_first:
         if snapshot_id in latest:
             continue
         if taken_at < horizon:
             doomed.append(snapshot_id)
+            expired.add(snapshot_id)
             continue
         moment = taken_at.astimezone(UTC)
         if taken_at > hourly_since:
@@ -126,7 +147,22 @@ def thinning_plan(
             doomed.append(snapshot_id)
         else:
             buckets.add(bucket)
-    return doomed
+    if max_replay_events is None or not doomed:
+        return doomed
+    thinned = set(doomed)
+    candidates = sorted(
+        (item for item in oldest_first if item[0] not in expired), key=lambda item: (item[2], item[1], item[0])
+    )
+    rescued: set[int] = set()
+    last_kept: int | None = None
+    for index, (snapshot_id, _, sequence) in enumerate(candidates):
+        if snapshot_id in thinned:
+            following = candidates[index + 1][2] if index + 1 < len(candidates) else log_end
+            if last_kept is None or following is None or following - last_kept <= max_replay_events:
+                continue
+            rescued.add(snapshot_id)
+        last_kept = sequence
+    return [snapshot_id for snapshot_id in doomed if snapshot_id not in rescued]
 
 
 class SnapshotStore:
@@ -211,6 +247,18 @@ class SnapshotStore:
             row = (await connection.execute(query.limit(1))).first()
         return None if row is None else _info(row)
 
+    async def earliest(self, min_sequence: int = 0) -> SnapshotInfo | None:
+        """The snapshot covering the fewest events among those ending at or after ``min_sequence``
+        (the lowest sequence, then the earliest taken), or None: where the history begins."""
+        query = (
+            select(snapshots)
+            .where(snapshots.c.sequence >= min_sequence)
+            .order_by(snapshots.c.sequence, snapshots.c.taken_at, snapshots.c.id)
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query.limit(1))).first()
+        return None if row is None else _info(row)
+
     async def load(self, snapshot_id: int) -> bytes:
         """The bytes of a snapshot, its chunks joined in order.
 
@@ -290,12 +338,20 @@ class SnapshotStore:
                 deleted += (await connection.execute(delete(snapshots).where(snapshots.c.id == snapshot_id))).rowcount
         return deleted
 
-    async def thin(self, now: datetime, retention: timedelta, keep_latest: int = 3) -> builtins.list[int]:
+    async def thin(
+        self,
+        now: datetime,
+        retention: timedelta,
+        keep_latest: int = 3,
+        *,
+        max_replay_events: int | None = None,
+        log_end: int | None = None,
+    ) -> builtins.list[int]:
         """Delete the snapshots :func:`thinning_plan` gives up; return their ids, oldest first."""
         async with self._engine.connect() as connection:
-            rows = await connection.execute(select(snapshots.c.id, snapshots.c.taken_at))
-            taken = [(int(row.id), row.taken_at) for row in rows]
-        doomed = thinning_plan(taken, now, retention, keep_latest)
+            rows = await connection.execute(select(snapshots.c.id, snapshots.c.taken_at, snapshots.c.sequence))
+            taken = [(int(row.id), row.taken_at, int(row.sequence)) for row in rows]
+        doomed = thinning_plan(taken, now, retention, keep_latest, max_replay_events=max_replay_events, log_end=log_end)
         await self.delete(doomed)
         return doomed
 
