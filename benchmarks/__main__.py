@@ -7,6 +7,8 @@ python -m benchmarks replay --hosts 1000 10000 --json benchmarks/results/replay.
 python -m benchmarks snapshots --hosts 1000 10000 --json benchmarks/results/snapshots.json
 python -m benchmarks persistor --events 50000 --batch 100 1000 --json benchmarks/results/persistor.json
 python -m benchmarks failover --hosts 1000 10000 --json benchmarks/results/failover.json
+python -m benchmarks time-travel --hosts 1000 10000 --events 100000 --json benchmarks/results/time_travel.json
+python -m benchmarks alarm-history --rows 1000000 --json benchmarks/results/alarm_history.json
 """
 
 from __future__ import annotations
@@ -63,6 +65,22 @@ def main() -> None:
         "--replay", type=int, nargs="+", default=[0], help="events logged after the snapshot before the kill"
     )
     failover.add_argument("--json", type=Path, default=None)
+    history = sub.add_parser("alarm-history", help="alarm history write rate and query p50/p99 over many rows")
+    history.add_argument("--rows", type=int, default=1_000_000, help="alarm occurrences in the history")
+    history.add_argument("--resources", type=int, default=20_000)
+    history.add_argument("--samples", type=int, default=200, help="timed runs of each query")
+    history.add_argument("--backends", nargs="+", default=["postgresql"])
+    history.add_argument("--json", type=Path, default=None)
+    time_travel = sub.add_parser("time-travel", help="the graph at a time T: snapshot + events replayed")
+    time_travel.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    time_travel.add_argument("--events", type=int, default=100_000, help="events logged after the snapshot")
+    time_travel.add_argument(
+        "--database", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql", "mariadb"],
+        help="databases to measure on (PostgreSQL/MariaDB: scratch databases on the local servers)",
+    )  # fmt: skip
+    time_travel.add_argument("--repeat", type=int, default=2, help="runs per case; the best is reported")
+    time_travel.add_argument("--profile", action="store_true", help="print a cProfile of the cold rebuild")
+    time_travel.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.name == "topology":
         from benchmarks.topology import run
@@ -88,10 +106,18 @@ def main() -> None:
         from benchmarks.durability import run as run_persistor
 
         run_persistor(args.events, args.batch, args.repeat, args.json, args.record_bytes, args.backends, args.profile)
+    elif args.name == "time-travel":
+        from benchmarks.time_travel import run as run_time_travel
+
+        run_time_travel(args.hosts, args.events, args.database, args.repeat, args.json, args.profile)
     elif args.name == "failover":
         from benchmarks.failover import run as run_failover
 
         run_failover(args.hosts, args.repeat, args.json, args.replay)
+    elif args.name == "alarm-history":
+        from benchmarks.alarm_history import run as run_alarm_history
+
+        run_alarm_history(args.rows, args.resources, args.samples, args.backends, args.json)
     else:
         from benchmarks.graph_structures import run
 

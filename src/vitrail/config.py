@@ -178,6 +178,21 @@ class HistorySettings(_Section):
     prune_interval: float = Field(
         3600.0, gt=0, description="Seconds between two removals of snapshots and events older than the retention."
     )
+    # -- the graph at a time T (docs/history.md) --
+    max_replay_events: int = Field(
+        100_000,
+        ge=1,
+        description="Thinning keeps enough snapshots that at most this many logged events separate two kept "
+        "snapshots (or the newest one and the end of the log), where the snapshots taken allow it: a "
+        "reconstruction at any time T replays at most this many events (measured at 110k entities: 3.2 s "
+        "for 100,000, 1.9 s for 50,000; docs/history.md).",
+    )
+    reconstruction_cache: int = Field(
+        4,
+        ge=0,
+        description="Graphs rebuilt at past times kept in memory by the reconstruction worker (least recently "
+        "used first out; one costs about as much memory as the live graph). 0 keeps none.",
+    )
 
 
 class StaticSettings(_Section):

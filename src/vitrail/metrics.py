@@ -85,3 +85,9 @@ SNAPSHOT_STALL_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 SNAPSHOT_FAILURES = Counter("vitrail_snapshot_failures_total", "Snapshots that could not be taken or stored")
+HISTORY_RECORDS = Counter(
+    "vitrail_history_records_total", "Alarm and causal-link history records stored by the graph leader"
+)
+HISTORY_SEQUENCE = Gauge("vitrail_history_sequence", "The alarm history is complete up to this event")
+HISTORY_WRITE_FAILURES = Counter("vitrail_history_write_failures_total", "Alarm history writes that failed (retried)")
+HISTORY_PURGED = Counter("vitrail_history_purged_total", "History rows removed by the retention", ["table"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -25,8 +24,8 @@ from starlette.responses import Response
 from vitrail.api.backend import DeadLetterManager, PurgeRefused, RetryRefused
 from vitrail.api.errors import ApiError
 from vitrail.api.routing import CurrentViewer, registrar
-from vitrail.api.schemas import Flag
-from vitrail.graph.events import EventError, format_timestamp, normalize_timestamp
+from vitrail.api.schemas import Flag, parse_time
+from vitrail.graph.events import format_timestamp
 from vitrail.storage import DeadLetter, DeadLetterNotFound
 
 router = APIRouter(tags=["dead letters"])
@@ -86,15 +85,6 @@ def _text(body: bytes) -> str | None:
         return None
 
 
-def _time(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(normalize_timestamp(value, name))
-    except EventError as exc:
-        raise ApiError(422, str(exc)) from None
-
-
 @route("GET", "/v1/dead_letters/", summary="Dead letters, newest first, without their bodies")
 async def list_dead_letters(
     dead_letters: Admin,
@@ -138,5 +128,5 @@ async def purge_dead_letters(
     everything: Annotated[Flag, Query(alias="all", description="Every dead letter (alone).")] = False,
 ) -> Any:
     with _answers():
-        purged = await dead_letters.purge(_time("before", before), source or None, everything)
+        purged = await dead_letters.purge(parse_time(before, "before"), source or None, everything)
     return {"purged": purged}

@@ -7,9 +7,13 @@ query strings: :data:`Flag` accepts all of those.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from vitrail.api.errors import ApiError
+from vitrail.graph.events import EventError, normalize_timestamp
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", "f", ""})
@@ -30,6 +34,18 @@ def _flag(value: Any) -> Any:
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+def parse_time(value: str | None, parameter: str) -> datetime | None:
+    """An ISO-8601 query parameter (naive means UTC), or 422 naming ``parameter``; empty means none."""
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromisoformat(normalize_timestamp(value, parameter))
+    except EventError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
 QueryText = str | dict[str, Any] | None
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from vitrail.cli.client import ApiCallError, ApiClient
 from vitrail.cli.render import (
+    alarm_history_table,
     alarm_table,
     key_value_table,
     print_json,
@@ -47,6 +48,9 @@ config_app = typer.Typer(help="The configuration.", no_args_is_help=True)
 dead_letter_app = typer.Typer(
     help="Dead letters: messages no component could process, kept with their raw bytes.", no_args_is_help=True
 )
+history_app = typer.Typer(
+    help="The graph as it was: the history window, what changed between two times.", no_args_is_help=True
+)
 app.add_typer(topology_app, name="topology")
 app.add_typer(resource_app, name="resource")
 app.add_typer(db_app, name="db")
@@ -56,6 +60,7 @@ app.add_typer(template_app, name="template")
 app.add_typer(event_app, name="event")
 app.add_typer(config_app, name="config")
 app.add_typer(dead_letter_app, name="dead-letter")
+app.add_typer(history_app, name="history")
 
 out = Console()
 err = Console(stderr=True)
@@ -72,6 +77,15 @@ ConfigOption = Annotated[
 ]
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="API address; default from the config (http://127.0.0.1:8999).")
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="The graph as it was at this ISO-8601 time (naive: UTC), e.g. 2026-11-22T03:12:00Z; "
+        "see `vitrail history window`.",
+        show_default=False,
+    ),
 ]
 
 
@@ -269,10 +283,11 @@ def topology_show(
     query: Annotated[str | None, typer.Option("--filter", help="A Vitrage query, as JSON.")] = None,
     all_tenants: Annotated[bool, typer.Option("--all-tenants", help="Every project (admin).")] = False,
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Table rows shown at most.")] = 200,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Show the entity graph."""
+    """Show the entity graph (now, or --at a past time)."""
     if query is not None:
         _check_json("--filter", query)
     body = {
@@ -282,7 +297,7 @@ def topology_show(
         "query": query,
         "all_tenants": all_tenants,
     }
-    data = _call(url, config, "POST", "/v1/topology/", json=body)
+    data = _call(url, config, "POST", "/v1/topology/", json=body, params=_at(at))
     if fmt is TopologyFormat.json:
         print_json(out, data)
     elif fmt is TopologyFormat.tree:
@@ -310,6 +325,21 @@ def _check_json(option: str, text: str) -> None:
         raise fail(f"{option} is not valid JSON: {exc}", 2) from None
 
 
+def _time(option: str, value: str) -> str:
+    """An ISO-8601 time option, checked here (exit 2) and sent in Vitrail's format."""
+    from vitrail.graph.events import EventError, normalize_timestamp
+
+    try:
+        return normalize_timestamp(value, option)
+    except EventError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _at(at: str | None) -> dict[str, Any]:
+    """The ``at`` query parameter of ``--at`` (none for the live graph)."""
+    return {} if at is None else {"at": _time("--at", at)}
+
+
 # -- resources ------------------------------------------------------------------------
 
 
@@ -319,14 +349,15 @@ def resource_list(
     query: Annotated[str | None, typer.Option("--filter", help="A Vitrage query, as JSON.")] = None,
     all_tenants: Annotated[bool, typer.Option("--all-tenants", help="Every project (admin).")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """List resources."""
+    """List resources (now, or --at a past time)."""
     if query is not None:
         _check_json("--filter", query)
     body = {"resource_type": resource_type, "all_tenants": all_tenants, "query": query}
-    rows = _call(url, config, "POST", "/v1/resources/", json=body)
+    rows = _call(url, config, "POST", "/v1/resources/", json=body, params=_at(at))
     _emit(rows, fmt, lambda r: resource_table(r, title=f"{len(r)} resources"))
 
 
@@ -334,11 +365,12 @@ def resource_list(
 def resource_show(
     vitrage_id: Annotated[str, typer.Argument(help="The resource's vitrage_id.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Show one resource."""
-    _emit(_call(url, config, "GET", f"/v1/resources/{vitrage_id}"), fmt, key_value_table)
+    """Show one resource (now, or --at a past time)."""
+    _emit(_call(url, config, "GET", f"/v1/resources/{vitrage_id}", params=_at(at)), fmt, key_value_table)
 
 
 @resource_app.command("count")
@@ -347,12 +379,13 @@ def resource_count(
     resource_type: Annotated[str | None, typer.Option("--type")] = None,
     all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Count resources by a property."""
+    """Count resources by a property (now, or --at a past time)."""
     body = {"resource_type": resource_type, "all_tenants": all_tenants, "query": None, "group_by": group_by}
-    _emit(_call(url, config, "POST", "/v1/resources/count/", json=body), fmt, key_value_table)
+    _emit(_call(url, config, "POST", "/v1/resources/count/", json=body, params=_at(at)), fmt, key_value_table)
 
 
 @app.command()
@@ -371,37 +404,82 @@ def alarm_list(
     all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """List active alarms (of one resource, or all)."""
-    params: dict[str, Any] = {"vitrage_id": vitrage_id, "all_tenants": str(all_tenants)}
+    """List active alarms (of one resource, or all; now, or --at a past time)."""
+    params: dict[str, Any] = {"vitrage_id": vitrage_id, "all_tenants": str(all_tenants), **_at(at)}
     if limit is not None:
         params["limit"] = limit
     rows = _call(url, config, "GET", "/v1/alarm/", params=params)
-    _emit(rows, fmt, lambda r: alarm_table(r, title=f"{len(r)} active alarms"))
+    when = f" at {params['at']}" if at is not None else ""
+    _emit(rows, fmt, lambda r: alarm_table(r, title=f"{len(r)} active alarms{when}"))
 
 
 @alarm_app.command("show")
 def alarm_show(
     vitrage_id: Annotated[str, typer.Argument(help="The alarm's vitrage_id.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Show one alarm."""
-    _emit(_call(url, config, "GET", f"/v1/alarm/{vitrage_id}"), fmt, key_value_table)
+    """Show one alarm (now, or --at a past time)."""
+    _emit(_call(url, config, "GET", f"/v1/alarm/{vitrage_id}", params=_at(at)), fmt, key_value_table)
 
 
 @alarm_app.command("count")
 def alarm_count(
     all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Count active alarms by severity."""
-    _emit(_call(url, config, "GET", "/v1/alarm/count/", params={"all_tenants": str(all_tenants)}), fmt, key_value_table)
+    """Count active alarms by severity (now, or --at a past time)."""
+    params = {"all_tenants": str(all_tenants), **_at(at)}
+    _emit(_call(url, config, "GET", "/v1/alarm/count/", params=params), fmt, key_value_table)
+
+
+@alarm_app.command("history")
+def alarm_history(
+    start: Annotated[str | None, typer.Option("--start", help="ISO time: alarms active at or after it.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="ISO time (with --start): active between the two.")] = None,
+    resource: Annotated[
+        str | None, typer.Option("--resource", help="Only alarms on this resource (vitrage_id).")
+    ] = None,
+    alarm_type: Annotated[str | None, typer.Option("--type", help="Only this vitrage_type (vitrage: deduced).")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", help="Only this operational severity.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Only alarms of this name.")] = None,
+    active: Annotated[bool, typer.Option("--active", help="Only alarms still active.")] = False,
+    all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 1000,
+    marker: Annotated[str | None, typer.Option("--marker", help="Start after this history_id.")] = None,
+    newest_first: Annotated[bool, typer.Option("--newest-first", help="Latest start first.")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Alarms that were active: when each began and ended (kept history.retention_days)."""
+    params: dict[str, Any] = {"all_tenants": str(all_tenants), "limit": limit, "active": str(active)}
+    for key, value in (
+        ("start", start),
+        ("end", end),
+        ("resource", resource),
+        ("type", alarm_type),
+        ("severity", severity),
+        ("name", name),
+        ("marker", marker),
+    ):
+        if value is not None:
+            params[key] = value
+    if newest_first:
+        params["sort_dirs"] = ["desc", "desc"]
+    rows = _call(url, config, "GET", "/v1/alarm/history/", params=params)
+    _emit(rows, fmt, lambda r: alarm_history_table(r, title=f"{len(r)} alarm occurrences"))
+    if fmt is OutputFormat.table and len(rows) == limit:
+        err.print(f"(there may be more: --marker {rows[-1]['history_id']})", highlight=False)
 
 
 @rca_app.command("show")
@@ -409,15 +487,61 @@ def rca_show(
     alarm_id: Annotated[str, typer.Argument(help="The alarm's vitrage_id.")],
     all_tenants: Annotated[bool, typer.Option("--all-tenants")] = False,
     fmt: Annotated[TopologyFormat, typer.Option("--format", "-f", help="tree or json.")] = TopologyFormat.tree,
+    at: AtOption = None,
     url: UrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """An alarm's root causes (at the top) and consequences."""
-    data = _call(url, config, "GET", "/v1/rca/", params={"alarm_id": alarm_id, "all_tenants": str(all_tenants)})
+    """An alarm's root causes (at the top) and consequences (now, or --at a past time)."""
+    params = {"alarm_id": alarm_id, "all_tenants": str(all_tenants), **_at(at)}
+    data = _call(url, config, "GET", "/v1/rca/", params=params)
     if fmt is TopologyFormat.json:
         print_json(out, data)
     else:
         out.print(rca_tree(data))
+
+
+# -- history: the graph as it was --------------------------------------------------------
+
+
+@history_app.command("window")
+def history_window(
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The times the graph can be rebuilt for (--at and history diff take times in it)."""
+    _emit(_call(url, config, "GET", "/v1/history/window"), fmt, key_value_table)
+
+
+@history_app.command("diff")
+def history_diff(
+    start: Annotated[str, typer.Option("--from", help="The earlier ISO-8601 time (naive: UTC).", show_default=False)],
+    end: Annotated[str, typer.Option("--to", help="The later ISO-8601 time (naive: UTC).", show_default=False)],
+    all_tenants: Annotated[bool, typer.Option("--all-tenants", help="Every project (admin).")] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="At most this many entries of each kind and change.")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Resources and alarms added, removed and changed between two times."""
+    from vitrail.cli.render import diff_table
+
+    params: dict[str, Any] = {"from": _time("--from", start), "to": _time("--to", end), "all_tenants": str(all_tenants)}
+    if limit is not None:
+        params["limit"] = limit
+    data = _call(url, config, "GET", "/v1/history/diff", params=params)
+    if fmt is OutputFormat.json:
+        print_json(out, data)
+        return
+    out.print(
+        f"From {data['from']['time']} (event {data['from']['sequence']}) "
+        f"to {data['to']['time']} (event {data['to']['sequence']})",
+        highlight=False,
+    )
+    out.print(diff_table(data, "resources"))
+    out.print(diff_table(data, "alarms"))
 
 
 # -- templates ----------------------------------------------------------------------------
@@ -731,6 +855,52 @@ def db_upgrade(
     except (DatabaseUnavailable, DatabaseConfigError) as exc:
         raise fail(str(exc)) from None
     out.print(f"database is at revision {revision}")
+
+
+@db_app.command("purge")
+def db_purge(
+    config: ConfigOption = None,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Overrides database.url.")] = None,
+    older_than_days: Annotated[
+        float | None,
+        typer.Option("--older-than-days", min=0.0, help="Default: history.retention_days of the configuration."),
+    ] = None,
+) -> None:
+    """Remove history older than the retention: ended alarms and causal links, unneeded snapshots and events.
+
+    What the graph leader does every history.prune_interval, now. Active alarms and the
+    snapshots and events needed to rebuild the graph within the window stay.
+    """
+    overrides: dict[str, Any] = {"database": {"url": database_url}} if database_url else {}
+    if older_than_days is not None:
+        overrides["history"] = {"retention_days": older_than_days}
+    settings = _settings(config, **overrides)
+
+    async def run() -> tuple[int, int, Any]:
+        from vitrail.services.history_writer import purge_alarm_history
+        from vitrail.services.snapshots import prune_history
+        from vitrail.storage import EventLog, SnapshotStore, create_engine, upgrade
+        from vitrail.storage.history import HistoryStore
+
+        engine = create_engine(settings.database_url())
+        try:
+            await upgrade(engine)
+            snapshots, events = await prune_history(SnapshotStore(engine), EventLog(engine), settings.history)
+            alarms = await purge_alarm_history(HistoryStore(engine), settings.history)
+            return snapshots, events, alarms
+        finally:
+            await engine.dispose()
+
+    from vitrail.storage import DatabaseConfigError, DatabaseUnavailable
+
+    try:
+        snapshots, events, alarms = asyncio.run(run())
+    except (DatabaseUnavailable, DatabaseConfigError) as exc:
+        raise fail(str(exc)) from None
+    out.print(
+        f"removed {alarms.alarms} alarm occurrences, {alarms.changes} alarm changes, {alarms.causes} causal links, "
+        f"{snapshots} snapshots and {events} events older than {settings.history.retention_days:g} days"
+    )
 
 
 # -- config ---------------------------------------------------------------------------

@@ -170,3 +170,75 @@ def rca_tree(data: dict[str, Any]) -> Tree:
         for child in reversed(children[index]):
             stack.append((child, branch))
     return top
+
+
+# -- history: what changed between two times ---------------------------------------------
+
+_DIFF_STYLES = {"added": "green", "removed": "red", "changed": "yellow"}
+
+
+def _value_text(value: Any) -> str:
+    """A property value as JSON writes it (strings bare)."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def diff_table(diff: dict[str, Any], kind: str) -> Table:
+    """The ``kind`` ("resources" or "alarms") part of a ``/v1/history/diff`` answer: one row per entity."""
+    counts = diff["summary"][kind]
+    title = f"{kind}: {counts['added']} added, {counts['removed']} removed, {counts['changed']} changed"
+    shown = sum(len(diff[kind][change]) for change in ("added", "removed", "changed"))
+    if shown < sum(counts.values()):
+        title += f" (showing {shown})"
+    table = Table(title=title, header_style="bold")
+    for column in ("", "vitrage_id", "type", "name", "state / changes"):
+        table.add_column(column, overflow="fold", no_wrap=column == "vitrage_id")
+    for change in ("added", "removed", "changed"):
+        for entry in diff[kind][change]:
+            if change == "changed":
+                details = "\n".join(
+                    f"{name}: {_value_text(values['from'])} → {_value_text(values['to'])}"
+                    for name, values in entry["changes"].items()
+                )
+            else:
+                state = entry.get("vitrage_operational_severity") or entry.get("vitrage_operational_state")
+                details = "" if state is None else str(state)
+            table.add_row(
+                Text(change, style=_DIFF_STYLES[change]),
+                str(entry.get("vitrage_id", "")),
+                str(entry.get("vitrage_type") or ""),
+                str(entry.get("name") or ""),
+                details,
+            )
+    return table
+
+
+HISTORY_COLUMNS = (
+    ("history_id", "history_id"),
+    ("name", "name"),
+    ("type", "vitrage_type"),
+    ("severity", "vitrage_aggregated_severity"),
+    ("resource", "vitrage_resource_name"),
+    ("started", "history_start"),
+    ("ended", "end_timestamp"),
+)
+
+
+def alarm_history_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    """Alarm history rows: when each occurrence began and ended (``active`` while it has not)."""
+    table = Table(title=title, header_style="bold")
+    for header, _ in HISTORY_COLUMNS:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        cells: list[Any] = []
+        for header, key in HISTORY_COLUMNS:
+            value = row.get(key)
+            if header == "resource" and value is None:
+                value = row.get("vitrage_resource_id")
+            if header == "ended" and value is None:
+                cells.append(Text("active", style="bold red"))
+            elif header == "severity":
+                cells.append(state_text(value))
+            else:
+                cells.append("" if value is None else str(value))
+        table.add_row(*cells)
+    return table

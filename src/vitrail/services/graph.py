@@ -30,8 +30,11 @@ from vitrail.config import GraphSettings
 from vitrail.evaluator.engine import TEMPLATES_DATASOURCE
 from vitrail.graph.events import Event, EventAction, EventError
 from vitrail.graph.gcpause import paused_gc
+from vitrail.graph.history import HistoryRecorder
 from vitrail.graph.processor import EventRejected, Processor, SequenceGap
+from vitrail.graph.replay import ReplayReport, replay
 from vitrail.services.collector import CollectSummary
+from vitrail.services.history_writer import HistoryWriter
 from vitrail.services.topics import BULK_EVENTS, GRAPH_GROUP, PRIORITY_EVENTS, decode
 from vitrail.storage import EventLogConflict, Fenced
 
@@ -118,6 +121,9 @@ class GraphService:
         self.watermark = watermark
         self.dead_letters = dead_letters
         self.snapshots: SnapshotTrigger | None = None
+        #: Alarm and RCA history: derived from the fold by the recorder, stored by the writer.
+        self.history_recorder: HistoryRecorder | None = None
+        self.history_writer: HistoryWriter | None = None
         #: Set when the watermark says another leader took over: this service must stop.
         self.fenced = asyncio.Event()
         #: Inputs applied and not acked yet: (sequence their events reach, delivery), in order.
@@ -223,13 +229,12 @@ class GraphService:
         """
         processor = self.processor
         replayed = 0
-        skipped: dict[str, int] = {}
+        report = ReplayReport()
         started = reported = time.perf_counter()
         async for batch in _read_ahead(logged):
-            with paused_gc():
-                for event in batch:
-                    self._replay(event, skipped)
+            self._replay(batch, report)
             replayed += len(batch)
+            self.hand_history()
             if time.perf_counter() - reported >= 5.0:
                 reported = time.perf_counter()
                 log.info("restoring the graph from the event log", extra={"events": replayed})
@@ -246,32 +251,29 @@ class GraphService:
                     "sequence": processor.sequence,
                     "vertices": processor.graph.num_vertices,
                     "seconds": round(time.perf_counter() - started, 3),
-                    "skipped": skipped or None,
+                    "skipped": report.skipped or None,
                 },
             )
         return replayed
 
-    def _replay(self, event: Event, skipped: dict[str, int]) -> None:
-        """Apply one logged event with its own sequence number, whatever came before it."""
-        processor = self.processor
-        assert event.sequence is not None
-        if event.sequence != processor.sequence + 1:
+    def _replay(self, batch: Sequence[Event], report: ReplayReport) -> None:
+        """Apply logged events with their own sequence numbers (:func:`vitrail.graph.replay.replay`)."""
+        gaps, skipped = len(report.gaps), set(report.skipped)
+        with paused_gc():
+            replay(self.processor, batch, report)
+        for expected, found in report.gaps[gaps:]:
             log.warning(
                 "the event log has a gap; replaying on from the next event",
-                extra={"expected": processor.sequence + 1, "found": event.sequence},
+                extra={"expected": expected, "found": found},
             )
-            processor.sequence = event.sequence - 1
-        try:
-            done = processor.process(event)
-        except EventRejected as exc:
-            # A datasource no longer configured, for instance: the event is passed
-            # over, its sequence number kept.
-            skipped[event.datasource] = skipped.get(event.datasource, 0) + 1
-            if skipped[event.datasource] == 1:
-                log.warning("a logged event cannot be replayed", extra={"reason": str(exc)})
-            done = None
-        if done is None:
-            processor.sequence = event.sequence
+        # A datasource no longer configured, for instance: its events are passed over, their numbers kept.
+        for datasource in sorted(report.skipped.keys() - skipped):
+            log.warning("a logged event cannot be replayed", extra={"reason": report.reasons[datasource]})
+
+    def hand_history(self) -> None:
+        """Give the writer the history records of the events applied so far."""
+        if self.history_recorder is not None and self.history_writer is not None:
+            self.history_writer.add(self.history_recorder.drain(), self.processor.sequence)
 
     # -- the schedule ------------------------------------------------------------------
 
@@ -539,6 +541,7 @@ class GraphService:
                 self._log_queue.put_nowait(done)
                 if self.snapshots is not None:
                     self.snapshots.applied(done)
+                self.hand_history()
             if self._template_results:
                 results, self._template_results = self._template_results, []
                 if self.on_templates is not None:

@@ -39,15 +39,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vitrail import metrics
 from vitrail.bus.base import EventBus, RpcServer
 from vitrail.config import Settings
+from vitrail.graph.events import format_timestamp
+from vitrail.graph.history import HistoryRecorder
 from vitrail.graph.processor import Processor
 from vitrail.graph.snapshot import decode_state
 from vitrail.services.dead_letters import DeadLetterSender
 from vitrail.services.graph import CollectorClient, GraphService
+from vitrail.services.history_writer import HistoryWriter, purge_alarm_history
 from vitrail.services.processed import LEADERSHIP, LogWatermark, ProcessedPublisher
 from vitrail.services.snapshots import Snapshotter, prune_history
 from vitrail.services.templates import TemplateService
 from vitrail.services.topics import DEAD_LETTERS, PERSISTOR_GROUP, PROCESSED_EVENTS
-from vitrail.storage import EpochStore, EventLog, SnapshotStore
+from vitrail.storage import EpochStore, EventLog, SnapshotInfo, SnapshotStore
+from vitrail.storage.history import HistoryStore
 from vitrail.storage.locks import LeaderLock
 
 log = logging.getLogger(__name__)
@@ -104,6 +108,8 @@ class GraphRole:
         self.event_log = EventLog(engine)
         self.epochs = EpochStore(engine)
         self.snapshot_store = SnapshotStore(engine)
+        self.history_store = HistoryStore(engine)
+        self.history_recorder: HistoryRecorder | None = None
         self.dead_letters = DeadLetterSender(bus, "graph")
         self.service: GraphService | None = None
         self.snapshotter: Snapshotter | None = None
@@ -183,6 +189,7 @@ class GraphRole:
         """The leadership as ``/v1/status/?detailed=true`` shows it."""
         takeover = self.takeover
         snapshotter = self.snapshotter
+        writer = self.service.history_writer if self.service is not None else None
         return {
             "holder": self.holder,
             "epoch": takeover.epoch if takeover else None,
@@ -192,17 +199,21 @@ class GraphRole:
             "snapshots_taken": snapshotter.taken if snapshotter else 0,
             "last_snapshot_sequence": snapshotter.last_sequence if snapshotter else None,
             "longest_snapshot_stall_ms": round(snapshotter.longest_stall * 1000, 1) if snapshotter else None,
+            "history_complete_to": writer.written if writer else None,
+            "history_backlog": writer.backlog if writer else None,
         }
 
     async def _take_over(self) -> None:
         started = time.perf_counter()
         epoch = await self.epochs.bump(LEADERSHIP, self.holder)  # fence first, then read
         metrics.GRAPH_EPOCH.set(epoch)
+        history_written = await self.history_store.progress()
         processor, snapshot_sequence, state_time, replay = await load_latest_state(
-            self.snapshot_store, self.event_log, self.processors
+            self.snapshot_store, self.event_log, self.processors, not_after=history_written
         )
         settings = self.settings
         watermark = LogWatermark(self.engine, epoch)
+        history_writer = await self._continue_history(processor, epoch, watermark, history_written)
         service = GraphService(
             processor,
             self.bus,
@@ -219,6 +230,9 @@ class GraphRole:
         # ever ran would otherwise be dropped by the broker, and their inputs never acked.
         await self.bus.declare(PROCESSED_EVENTS, PERSISTOR_GROUP)
         await self.bus.declare(DEAD_LETTERS, PERSISTOR_GROUP)
+        service.history_recorder = self.history_recorder
+        service.history_writer = history_writer
+        history_writer.on_fenced = lambda _reason: service.fenced.set()
         await service.start_consuming()
         replayed = await service.restore(self.event_log.iter_batches(after=processor.sequence)) if replay else 0
         last_logged = await self._logged_time(processor.sequence)
@@ -234,6 +248,7 @@ class GraphRole:
         await self.templates.load_all()
         await service.start()
         snapshotter.start()
+        history_writer.start()
         self._pruner = asyncio.create_task(self._prune_periodically(), name="graph-history-pruning")
         if self.serve_rpc is not None:
             self._rpc = await self.serve_rpc(service)
@@ -254,6 +269,41 @@ class GraphRole:
             },
         )
 
+    async def _continue_history(
+        self, processor: Processor, epoch: int, watermark: LogWatermark, written: int | None
+    ) -> HistoryWriter:
+        """A recorder on the restored processor and a writer that continues the stored alarm history.
+
+        Restored from a snapshot at or before the history's progress (the usual
+        case): the replay after it re-derives the records, and those already
+        stored are skipped. Restored from a later state (the history never
+        started, or fell behind every kept snapshot): the history is first made
+        to agree with the restored graph, at its sequence number.
+        """
+        recorder = self.history_recorder = HistoryRecorder.follow(processor)
+        restored = processor.sequence
+        writer = HistoryWriter(
+            self.history_store,
+            epoch,
+            watermark.stored,
+            written=written or 0,
+            poll_interval=self.settings.graph.ack_poll_interval,
+        )
+        if written is not None and restored < written:
+            return writer
+        open_alarms = await self.history_store.open_alarms()
+        open_causes = await self.history_store.open_causes()
+        moment = await self._logged_time(restored) or datetime.now(UTC)
+        records = recorder.reconcile(open_alarms, open_causes, restored, format_timestamp(moment))
+        if records:
+            log.warning(
+                "the alarm history is brought in line with the restored graph",
+                extra={"sequence": restored, "records": len(records), "history_was_at": written},
+            )
+        writer.written = restored - 1 if records else restored
+        writer.add(records, restored)
+        return writer
+
     async def _logged_time(self, sequence: int) -> datetime | None:
         """When the event ``sequence`` (the last one restored) was received, if the log has it."""
         logged = await self.event_log.read(after=sequence - 1, limit=1)
@@ -268,6 +318,7 @@ class GraphRole:
             await asyncio.sleep(history.prune_interval)
             try:
                 await prune_history(self.snapshot_store, self.event_log, history)
+                await purge_alarm_history(self.history_store, history)
             except Exception as exc:
                 log.warning("pruning the history failed; trying again later", extra={"error": str(exc)})
 
@@ -287,39 +338,37 @@ class GraphRole:
             self.snapshotter = None
         if self.service is not None:
             await self.service.stop(flush=clean)
+            writer = self.service.history_writer
+            if writer is not None:
+                await writer.stop(flush=clean)  # after the event log: only stored events' records go
             self.service = None
+        if self.history_recorder is not None:
+            self.history_recorder.detach()
+            self.history_recorder = None
 
 
 async def load_latest_state(
-    snapshots: SnapshotStore, event_log: EventLog, processors: ProcessorFactory
+    snapshots: SnapshotStore, event_log: EventLog, processors: ProcessorFactory, not_after: int | None = None
 ) -> tuple[Processor, int | None, datetime | None, bool]:
     """The state to start from: (processor, snapshot sequence, snapshot time, replay the log after it?).
 
-    The newest snapshot that loads, else an empty processor and the whole log.
-    When neither can rebuild the graph (the log was pruned beyond every usable
-    snapshot), the numbering continues after the log and the datasources are
-    asked again: what only lived in the log (pushed alarms) is lost, and said so.
+    The newest snapshot that loads and that the log continues, else an empty
+    processor and the whole log. ``not_after``: prefer the newest such snapshot
+    at or before this sequence (the alarm history is complete up to there, and
+    replaying from it lets the history be finished); when there is none, the
+    newest of all. When nothing can rebuild the graph (the log was pruned
+    beyond every usable snapshot), the numbering continues after the log and the
+    datasources are asked again: what only lived in the log (pushed alarms) is
+    lost, and said so.
     """
     stored = await event_log.max_sequence()
     first = await event_log.first_sequence()
-    limit = stored
-    while True:
-        info = await snapshots.latest(max_sequence=limit)
-        if info is None:
-            break
-        try:
-            data = await snapshots.load(info.id)
-            processor = processors.load(decode_state(data, info.format))
-        except Exception as exc:
-            log.error(
-                "a snapshot cannot be loaded; trying the one before it",
-                extra={"snapshot": info.id, "sequence": info.sequence, "error": f"{type(exc).__name__}: {exc}"},
-            )
-            limit = info.sequence - 1
-            continue
-        if first and first > info.sequence + 1:
-            break  # the events right after it were pruned
-        return processor, info.sequence, info.taken_at, True
+    limits = [stored] if not_after is None or not_after >= stored else [not_after, stored]
+    for limit in limits:
+        found = await _newest_usable_snapshot(snapshots, processors, limit, first)
+        if found is not None:
+            processor, info = found
+            return processor, info.sequence, info.taken_at, True
     processor = processors.fresh()
     if first <= 1:
         return processor, None, None, True
@@ -330,6 +379,29 @@ async def load_latest_state(
     )
     processor.sequence = stored
     return processor, None, None, False
+
+
+async def _newest_usable_snapshot(
+    snapshots: SnapshotStore, processors: ProcessorFactory, limit: int, first_logged: int
+) -> tuple[Processor, SnapshotInfo] | None:
+    """The newest snapshot at or before ``limit`` that loads and that the log continues."""
+    while True:
+        info = await snapshots.latest(max_sequence=limit)
+        if info is None:
+            return None
+        try:
+            data = await snapshots.load(info.id)
+            processor = processors.load(decode_state(data, info.format))
+        except Exception as exc:
+            log.error(
+                "a snapshot cannot be loaded; trying the one before it",
+                extra={"snapshot": info.id, "sequence": info.sequence, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            limit = info.sequence - 1
+            continue
+        if first_logged and first_logged > info.sequence + 1:
+            return None  # the events right after it were pruned
+        return processor, info
 
 
 __all__ = ["GraphRole", "ProcessorFactory", "Takeover", "load_latest_state"]

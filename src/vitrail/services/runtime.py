@@ -41,20 +41,19 @@ from vitrail.bus.base import RpcServer
 from vitrail.config import Settings
 from vitrail.datasources import doctor
 from vitrail.datasources.nova import NovaDriver
-from vitrail.datasources.state_tables import load_state_table
 from vitrail.evaluator import templates as template_language
-from vitrail.evaluator.engine import Evaluator
 from vitrail.graph.events import Event, utc_now
-from vitrail.graph.processor import Processor, ProcessorConfig
+from vitrail.services.alarm_history import AlarmHistory
 from vitrail.services.collector import Collector
 from vitrail.services.dead_letter_admin import DeadLetterAdmin
 from vitrail.services.dead_letters import DeadLetterSender
 from vitrail.services.drivers import build_drivers
 from vitrail.services.graph import CollectorClient, GraphService
-from vitrail.services.graph_role import GraphRole, ProcessorFactory
+from vitrail.services.graph_role import GraphRole
 from vitrail.services.listener import NotificationListener
 from vitrail.services.local_backend import LocalGraphBackend
 from vitrail.services.persistor import Persistor
+from vitrail.services.processors import processor_factory
 from vitrail.services.rpc import (
     RemoteCollector,
     RemoteGraphBackend,
@@ -62,8 +61,10 @@ from vitrail.services.rpc import (
     graph_handler,
 )
 from vitrail.services.templates import TemplateService
+from vitrail.services.time_travel import TimeTravel
 from vitrail.services.topics import COLLECTOR_SERVICE, GRAPH_SERVICE, publisher
 from vitrail.storage import DeadLetterStore, EventLog, TemplateStore, create_engine, upgrade
+from vitrail.storage.history import HistoryStore
 from vitrail.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class Runtime:
         self.collector: Collector | None = None
         self.templates: TemplateService | None = None
         self.backend: LocalGraphBackend | None = None
+        self.time_travel: TimeTravel | None = None
         self.bus: EventBus | None = None
         self.engine: AsyncEngine | None = None
         self._socket: socket.socket | None = None
@@ -216,21 +218,7 @@ class Runtime:
         if "graph" in roles:
             assert self.engine is not None
             assert self.templates is not None
-            states = load_state_table(settings.graph.values_dir)
-            transformers = {name: driver.transformer() for name, driver in drivers.items()}
-            config = ProcessorConfig(settings.graph.consistency_rounds, settings.graph.dedup_window)
-
-            def evaluator(graph: Any) -> Evaluator:
-                return Evaluator(graph, states, template_language.parse_for_evaluator)
-
-            def fresh() -> Processor:
-                processor = Processor(transformers, states, config)
-                processor.attach(evaluator(processor.graph))
-                return processor
-
-            def load(document: dict[str, Any]) -> Processor:
-                return Processor.load(document, transformers, states, config, reactor=evaluator)
-
+            processors = processor_factory(settings, drivers)
             collector_client: CollectorClient
             if self.collector is not None and self.local:
                 collector_client = self.collector
@@ -241,7 +229,7 @@ class Runtime:
                 settings,
                 self.engine,
                 self.bus,
-                ProcessorFactory(fresh, load),
+                processors,
                 collector_client,
                 list(pulled),
                 [name for name, d in pulled.items() if d.has_changes],
@@ -284,6 +272,10 @@ class Runtime:
             app.state.templates = self.templates
             if self.engine is not None:
                 app.state.dead_letters = DeadLetterAdmin(DeadLetterStore(self.engine), self.bus.publish)
+                app.state.alarm_history = AlarmHistory(HistoryStore(self.engine))
+                # The graph at a past time: rebuilt in a worker process, started at the first question.
+                self.time_travel = TimeTravel(settings, self.engine, static_directory=self.static_directory)
+                app.state.time_travel = self.time_travel
             server_config = uvicorn.Config(
                 app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
             )
@@ -388,6 +380,8 @@ class Runtime:
             await self.persistor.stop()
         if self.collector is not None:
             await self.collector.close()
+        if self.time_travel is not None:
+            await self.time_travel.close()
         if self.bus is not None:
             await self.bus.close()
         if self.engine is not None:

@@ -155,9 +155,16 @@ async def prune_history(
 
     Events older than the oldest kept snapshot are removed: every moment of the
     retention window can still be rebuilt from a snapshot and the events after it.
+    Thinning keeps the snapshots that bound such a rebuild to
+    ``history.max_replay_events`` events (see :func:`~vitrail.storage.thinning_plan`).
     """
     now = now or datetime.now(UTC)
-    removed = await snapshots.thin(now, timedelta(days=history.retention_days))
+    removed = await snapshots.thin(
+        now,
+        timedelta(days=history.retention_days),
+        max_replay_events=history.max_replay_events,
+        log_end=await event_log.max_sequence(),
+    )
     kept = await snapshots.list(limit=100_000)
     pruned = 0
     if kept:

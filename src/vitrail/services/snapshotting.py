@@ -139,6 +139,9 @@ class ForkedEncoding:
 
 _frozen_children = 0
 
+_KILL_REAP_TRIES = 50
+"""Milliseconds :meth:`ChildEncoding.kill` waits at most for a killed child before polling from the loop."""
+
 
 def _freeze_gc() -> None:
     """Move every tracked object out of the collector's reach while a child shares the pages."""
@@ -362,6 +365,19 @@ class ChildEncoding:
             except ChildProcessError:
                 self._collect(None)
         else:
+            # A SIGKILLed child is gone within a millisecond or two: reap it now, so a
+            # loop that closes right after this (a stopping graph) leaves no zombie and
+            # no frozen collector behind; poll from the loop only if it lingers.
+            for _ in range(_KILL_REAP_TRIES):
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    self._collect(None)
+                    return
+                if pid != 0:
+                    self._collect(status)
+                    return
+                time.sleep(0.001)
             self._reap(loop)
 
     def _take_read_fd(self) -> int:
