@@ -180,7 +180,7 @@ class HistorySettings(_Section):
     )
     # -- the graph at a time T (docs/history.md) --
     max_replay_events: int = Field(
-        100_000,
+        50_000,
         ge=1,
         description="Thinning keeps enough snapshots that at most this many logged events separate two kept "
         "snapshots (or the newest one and the end of the log), where the snapshots taken allow it: a "

@@ -224,3 +224,18 @@ def test_dump_load_dump_is_identical(ops: list[tuple]) -> None:
         assert twin.properties() == vertex.properties()
         assert sorted(e.key for e in twin.out_edges) == sorted(e.key for e in vertex.out_edges)
         assert sorted(e.key for e in twin.in_edges) == sorted(e.key for e in vertex.in_edges)
+
+
+_NAMES = st.sampled_from(["name", "state", "project_id", "vitrage_is_deleted", "flavor", "ip", "zone", "x"])
+_VALUES = st.one_of(st.none(), st.integers(0, 3), st.text(max_size=2), st.booleans())
+
+
+@given(st.dictionaries(_NAMES, _VALUES), st.dictionaries(_NAMES, _VALUES))
+def test_update_sets_a_batch_exactly_as_set_one_by_one(first: dict, second: dict) -> None:
+    """Vertex.update packs the extra properties once; the result must be set's, name for name."""
+    batched, single = Vertex("v", first), Vertex("v", first)
+    changed = batched.update(second)
+    expected = [name for name, value in second.items() if single.set(name, value)]
+    assert changed == expected
+    assert batched.properties() == single.properties()
+    assert batched.extra == single.extra

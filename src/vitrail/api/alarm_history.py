@@ -21,27 +21,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from vitrail.api.backend import GraphBackend
+from vitrail.api.backend import AlarmHistoryReader, GraphBackend
 from vitrail.api.errors import ApiError
 from vitrail.api.identity import require_all_tenants
 from vitrail.api.routing import CurrentViewer, registrar
 from vitrail.api.schemas import Flag, parse_time
 from vitrail.graph.queries import NotFound, Viewer
-from vitrail.services.alarm_history import AlarmHistory
 from vitrail.storage.history import MAX_LIMIT, HistoryQuery, HistoryQueryError
 
 router = APIRouter(tags=["alarm history"])
 route = registrar(router)
 
 
-def alarm_history(request: Request) -> AlarmHistory:
-    found: AlarmHistory | None = getattr(request.app.state, "alarm_history", None)
+def alarm_history(request: Request) -> AlarmHistoryReader:
+    found: AlarmHistoryReader | None = getattr(request.app.state, "alarm_history", None)
     if found is None:
         raise ApiError(503, "the alarm history is not available in this process (it has no database)")
     return found
 
 
-History = Annotated[AlarmHistory, Depends(alarm_history)]
+History = Annotated[AlarmHistoryReader, Depends(alarm_history)]
 ListParam = Annotated[list[str] | None, Query()]
 
 
@@ -105,7 +104,7 @@ async def rca_with_history(
         live: dict[str, Any] | None = await backend.rca(alarm_id, viewer, all_tenants)
     except NotFound:
         live = None
-    history: AlarmHistory | None = getattr(request.app.state, "alarm_history", None)
+    history: AlarmHistoryReader | None = getattr(request.app.state, "alarm_history", None)
     if history is None:
         if live is None:
             raise NotFound(f"alarm {alarm_id!r} does not exist")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from vitrail.graph.events import Event
 from vitrail.graph.queries import AlarmListRequest, TopologyRequest, Viewer
 from vitrail.storage import DeadLetter
+from vitrail.storage.history import HistoryQuery
 
 
 @dataclass(slots=True)
@@ -74,6 +75,22 @@ class TemplateManager(Protocol):
         """The names the templates would be stored under (for add with overwrite)."""
 
     async def delete(self, ids: list[str], missing_ok: bool = False) -> None: ...
+
+
+class AlarmHistoryReader(Protocol):
+    """The alarm and RCA history (``vitrail.services.alarm_history`` implements it).
+
+    ``list`` raises :class:`vitrail.storage.history.HistoryQueryError` for a query it cannot
+    answer (400); ``show`` and ``rca`` raise :class:`vitrail.graph.queries.NotFound` (404).
+    """
+
+    async def list(self, query: HistoryQuery, viewer: Viewer, all_tenants: bool) -> list[dict[str, Any]]: ...
+
+    async def show(self, history_id: int, viewer: Viewer) -> dict[str, Any]: ...
+
+    async def rca(
+        self, alarm_id: str, viewer: Viewer, all_tenants: bool, live: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
 
 
 class RetryRefused(Exception):

@@ -134,13 +134,17 @@ def alarm_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
 def _alarm_label(node: dict[str, Any], inspected: bool) -> Text:
     label = Text()
     label.append(str(node.get("name") or node.get("vitrage_id")), style="bold underline" if inspected else "bold")
-    severity = node.get("vitrage_operational_severity")
+    ended = node.get("end_timestamp")
+    # An ended alarm (RCA history) reads OK as in Vitrage; the severity it had is the aggregated one.
+    severity = node.get("vitrage_aggregated_severity" if ended else "vitrage_operational_severity")
     if severity:
         label.append(" ")
         label.append_text(state_text(severity))
     resource = node.get("vitrage_resource_name") or node.get("vitrage_resource_id")
     if resource:
         label.append(f" on {node.get('vitrage_resource_type', '')} {resource}", style="dim")
+    if ended:
+        label.append(f" (ended {ended})", style="dim")
     if inspected:
         label.append("  ← asked", style="cyan")
     return label

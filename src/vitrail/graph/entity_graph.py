@@ -219,10 +219,7 @@ class EntityGraph:
         """Set ``properties`` on the vertex; return True when anything changed."""
         vertex = self.vertex(vitrage_id)
         before = vertex.properties() if self._observers else None
-        changed: list[str] = []
-        for name, value in properties.items():
-            if vertex.set(name, value):
-                changed.append(name)
+        changed = vertex.update(properties)
         if changed and self._touched is not None:
             self._touch(vitrage_id, set(changed))
         if changed:

@@ -170,6 +170,42 @@ class Vertex:
         self.extra = pack_extra(current)
         return True
 
+    def update(self, properties: Mapping[str, Any]) -> list[str]:
+        """Set every property of ``properties`` (None removes); return the names that changed, in order.
+
+        The same as :meth:`set` for each, with the non-core properties unpacked and
+        packed once instead of once per property: an update sets a dozen of them.
+        """
+        changed: list[str] = []
+        current: dict[str, Any] | None = None
+        extra_changed = False
+        for name, value in properties.items():
+            if name == VertexProperty.VITRAGE_ID:
+                self.set(name, value)  # refuses a change
+                continue
+            if name in _CORE:
+                if name in _FLAGS:
+                    value = bool(value)
+                if getattr(self, name) != value:
+                    setattr(self, name, value)
+                    changed.append(name)
+                continue
+            if current is None:
+                current = self.extra_dict()
+            if value is None:
+                if name in current:
+                    del current[name]
+                    changed.append(name)
+                    extra_changed = True
+            elif name not in current or current[name] != value:
+                current[name] = value
+                changed.append(name)
+                extra_changed = True
+        if extra_changed:
+            assert current is not None
+            self.extra = pack_extra(current)
+        return changed
+
     def extra_dict(self) -> dict[str, Any]:
         """The non-core properties as a new dict."""
         extra = self.extra
