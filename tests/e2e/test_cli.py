@@ -106,7 +106,7 @@ def test_config_show_reflects_file_and_environment(tmp_path: Path, monkeypatch: 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     code, out, _ = run("db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'x.db'}")
-    assert code == 0 and "revision 0004" in out
+    assert code == 0 and "revision 0005" in out
     code, _, err = run("db", "upgrade", "--database-url", "oracle://x")
     assert code == 1 and "oracle" in err
 
@@ -441,3 +441,47 @@ def test_dead_letter_retry_reaches_the_graph(demo_server: ServerProcess) -> None
     for purged in (source, "events.processed/persistor-e2e"):
         code, out, _ = run("dead-letter", "purge", "--source", purged, "--yes", *url)
         assert code == 0 and "purged" in out
+
+
+# -- monitor targets ------------------------------------------------------------------------
+
+
+def test_monitor_target_add_list_show_update_delete_in_the_cli(demo_server: ServerProcess) -> None:
+    url = ("--url", demo_server.url)
+    code, out, _ = run("monitor", "add", "cli-ssh", "--kind", "tcp", "--address", "127.0.0.1:22", "-f", "json", *url)
+    assert code == 0
+    ssh = json.loads(out)
+    assert (ssh["kind"], ssh["interval"], ssh["action_id"], ssh["status"]) == ("tcp", 10.0, 1, "unknown")
+    code, out, _ = run(
+        "monitor", "add", "cli keystone", "--kind", "vim", "--address", "http://127.0.0.1:5000/v3",
+        "--interval", "30", "--timeout", "5", "--failure-threshold", "2", "--entity", "some-vitrage-id", *url,
+    )  # fmt: skip
+    assert code == 0 and "cli keystone" in out and "some-vitrage-id" in out
+    code, out, _ = run("monitor", "list", *url)
+    assert code == 0 and "monitor targets" in out and "cli-ssh" in out and "127.0.0.1:22" in out
+    code, out, _ = run("monitor", "show", "cli keystone", "-f", "json", *url)  # by name, with a space
+    keystone = json.loads(out)
+    assert (keystone["interval"], keystone["failure_threshold"], keystone["entity_id"]) == (30, 2, "some-vitrage-id")
+
+    code, out, _ = run("monitor", "update", ssh["id"], "--address", "127.0.0.1:2222", "-f", "json", *url)
+    assert code == 0 and json.loads(out)["action_id"] == 2
+    code, out, _ = run("monitor", "update", "cli keystone", "--no-entity", "--interval", "60", "-f", "json", *url)
+    assert code == 0 and json.loads(out)["entity_id"] is None and json.loads(out)["action_id"] == 1
+    code, _, err = run("monitor", "update", "cli-ssh", *url)
+    assert code == 2 and "nothing to change" in err
+
+    # The API's refusals, as it words them.
+    code, _, err = run("monitor", "add", "bad", "--kind", "tcp", "--address", "127.0.0.1", *url)
+    assert code == 1 and "address:" in err and "(HTTP 422)" in err
+    code, _, err = run("monitor", "update", "cli-ssh", "--interval", "2", *url)
+    assert code == 1 and "timeout:" in err and "shorter than the interval" in err
+    code, _, err = run("monitor", "add", "cli-ssh", "--kind", "tcp", "--address", "127.0.0.1:22", *url)
+    assert code == 1 and "exists already" in err and "(HTTP 409)" in err
+
+    code, out, _ = run("monitor", "delete", "cli-ssh", *url)
+    assert code == 0 and "monitor target cli-ssh deleted" in out
+    code, _, err = run("monitor", "show", ssh["id"], *url)
+    assert code == 1 and "(HTTP 404)" in err
+    code, _, err = run("monitor", "delete", "cli-ssh", *url)
+    assert code == 1 and "(HTTP 404)" in err
+    assert run("monitor", "delete", keystone["id"], *url)[0] == 0

@@ -24,7 +24,7 @@ async def _tables(engine: AsyncEngine) -> set[str]:
 
 
 def test_head_is_the_latest_readable_revision() -> None:
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
 
 def test_revision_ids_are_readable_and_named_after_their_file() -> None:
@@ -107,7 +107,7 @@ async def test_downgrade_to_base_and_up_again(engine: AsyncEngine) -> None:
     assert await upgrade(engine, "0002") == "0002"
     assert "templates" in await _tables(engine)
     assert "snapshots" not in await _tables(engine)
-    assert await upgrade(engine) == "0004"
+    assert await upgrade(engine) == "0005"
     assert {"leadership", "snapshots", "snapshot_chunks", "dead_letters"} <= await _tables(engine)
     assert await downgrade(engine, "0002") == "0002"
     assert "dead_letters" not in await _tables(engine)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vitrail import __version__, metrics
-from vitrail.api import alarm_history, alarms, dead_letters, events, history, templates, topology
+from vitrail.api import alarm_history, alarms, dead_letters, events, history, monitor, templates, topology
 from vitrail.api.backend import GraphBackend
 from vitrail.api.errors import install_error_handlers
 
@@ -54,7 +54,7 @@ def create_app(backend: GraphBackend) -> FastAPI:
     )
     app.state.backend = backend
     install_error_handlers(app)
-    for module in (topology, alarm_history, alarms, events, templates, dead_letters, history):
+    for module in (topology, alarm_history, alarms, events, templates, dead_letters, history, monitor):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -8,14 +8,16 @@ same calls over RPC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from vitrail.graph.events import Event
 from vitrail.graph.queries import AlarmListRequest, TopologyRequest, Viewer
-from vitrail.storage import DeadLetter
+from vitrail.storage import DeadLetter, Target
 from vitrail.storage.history import HistoryQuery
+from vitrail.storage.monitor_targets import TargetFields
 
 
 @dataclass(slots=True)
@@ -120,3 +122,23 @@ class DeadLetterManager(Protocol):
     async def purge(
         self, before: datetime | None = None, source: str | None = None, everything: bool = False
     ) -> int: ...
+
+
+class MonitorTargets(Protocol):
+    """The monitor's targets as the API manages them (``vitrail.storage.TargetStore`` is one).
+
+    ``get`` answers None for an unknown (or deleted) target; ``update`` and ``delete``
+    raise :class:`vitrail.storage.TargetNotFound` (404), ``add`` and ``update``
+    :class:`vitrail.storage.DuplicateTarget` (409), ``list``
+    :class:`vitrail.storage.UnknownMarker` (422). Definitions are validated before.
+    """
+
+    async def add(self, draft: TargetFields) -> Target: ...
+
+    async def get(self, id_or_name: str) -> Target | None: ...
+
+    async def list(self, *, limit: int | None = None, marker: str | None = None) -> list[Target]: ...
+
+    async def update(self, target_id: str, changes: Mapping[str, Any]) -> Target: ...
+
+    async def delete(self, target_id: str) -> Target: ...

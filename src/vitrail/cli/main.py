@@ -22,6 +22,7 @@ from vitrail.cli.render import (
     alarm_history_table,
     alarm_table,
     key_value_table,
+    monitor_target_table,
     print_json,
     rca_tree,
     resource_table,
@@ -51,6 +52,9 @@ dead_letter_app = typer.Typer(
 history_app = typer.Typer(
     help="The graph as it was: the history window, what changed between two times.", no_args_is_help=True
 )
+monitor_app = typer.Typer(
+    help="The reachability monitor: the endpoints it probes (targets) and their status.", no_args_is_help=True
+)
 app.add_typer(topology_app, name="topology")
 app.add_typer(resource_app, name="resource")
 app.add_typer(db_app, name="db")
@@ -61,6 +65,7 @@ app.add_typer(event_app, name="event")
 app.add_typer(config_app, name="config")
 app.add_typer(dead_letter_app, name="dead-letter")
 app.add_typer(history_app, name="history")
+app.add_typer(monitor_app, name="monitor")
 
 out = Console()
 err = Console(stderr=True)
@@ -823,6 +828,161 @@ def dead_letter_purge(
         typer.confirm(f"Delete {what}?", abort=True)
     purged = _call(url, config, "DELETE", "/v1/dead_letters/", params=params)["purged"]
     out.print(f"purged {purged} dead letter(s)", highlight=False)
+
+
+# -- monitor targets -------------------------------------------------------------------
+
+
+class TargetKind(StrEnum):
+    tcp = "tcp"
+    http = "http"
+    vim = "vim"
+
+
+MONITOR_TARGETS = "/v1/monitor/targets/"
+TargetArgument = Annotated[str, typer.Argument(help="The target's id or name.", show_default=False)]
+ExpectedStatusOption = Annotated[
+    int | None, typer.Option("--expected-status", help="http only: the status a well target answers.")
+]
+IntervalOption = Annotated[float | None, typer.Option("--interval", help="Seconds between two probes.")]
+TimeoutOption = Annotated[float | None, typer.Option("--timeout", help="Seconds a probe may take, under the interval.")]
+ThresholdOption = Annotated[
+    int | None,
+    typer.Option("--failure-threshold", help="Failed probes in a row before it is unreachable."),
+]
+EntityOption = Annotated[
+    str | None,
+    typer.Option("--entity", help="vitrage_id of the graph entity it belongs to."),
+]
+
+
+def _target_path(target: str) -> str:
+    from urllib.parse import quote
+
+    return MONITOR_TARGETS + quote(target, safe="")
+
+
+def _target_options(**options: Any) -> dict[str, Any]:
+    """The options given, as the API's fields (those left out are not sent)."""
+    return {
+        field: value.value if isinstance(value, StrEnum) else value
+        for field, value in options.items()
+        if value is not None
+    }
+
+
+@monitor_app.command("add")
+def monitor_add(
+    name: Annotated[str, typer.Argument(help="A name for the target, unique.", show_default=False)],
+    kind: Annotated[
+        TargetKind, typer.Option("--kind", help="tcp (host:port), http (a URL) or vim (an OpenStack identity URL).")
+    ],
+    address: Annotated[
+        str, typer.Option("--address", help="host:port for tcp, e.g. 127.0.0.1:22; a URL for http and vim.")
+    ],
+    expected_status: ExpectedStatusOption = None,
+    interval: IntervalOption = None,
+    timeout: TimeoutOption = None,
+    failure_threshold: ThresholdOption = None,
+    entity: EntityOption = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register an endpoint for the monitor to probe.
+
+    Defaults: --interval 10, --timeout 3, --failure-threshold 3, --expected-status 200 (http);
+    without --entity, the target gets a graph entity of its own (type monitor.target).
+    """
+    body = {"name": name, "kind": kind.value, "address": address}
+    body |= _target_options(
+        expected_status=expected_status,
+        interval=interval,
+        timeout=timeout,
+        failure_threshold=failure_threshold,
+        entity_id=entity,
+    )
+    _emit(_call(url, config, "POST", MONITOR_TARGETS, json=body), fmt, key_value_table)
+
+
+@monitor_app.command("list")
+def monitor_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Targets at most.")] = 1000,
+    marker: Annotated[str | None, typer.Option("--marker", help="Start after this id (the last one shown).")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List the monitor's targets, in the order they were added, with their status."""
+    params: dict[str, Any] = {"limit": limit}
+    if marker is not None:
+        params["marker"] = marker
+    rows = _call(url, config, "GET", MONITOR_TARGETS, params=params)
+    _emit(rows, fmt, monitor_target_table)
+    if fmt is OutputFormat.table and len(rows) == limit:
+        err.print(f"(there may be more: --marker {rows[-1]['id']})", highlight=False)
+
+
+@monitor_app.command("show")
+def monitor_show(
+    target: TargetArgument,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show a target: its definition, action_id and last status."""
+    _emit(_call(url, config, "GET", _target_path(target)), fmt, key_value_table)
+
+
+@monitor_app.command("update")
+def monitor_update(
+    target: TargetArgument,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    kind: Annotated[
+        TargetKind | None, typer.Option("--kind", help="tcp, http or vim (give --address with it).")
+    ] = None,
+    address: Annotated[str | None, typer.Option("--address", help="A new address.")] = None,
+    expected_status: ExpectedStatusOption = None,
+    interval: IntervalOption = None,
+    timeout: TimeoutOption = None,
+    failure_threshold: ThresholdOption = None,
+    entity: EntityOption = None,
+    no_entity: Annotated[
+        bool, typer.Option("--no-entity", help="Belong to no entity: the target gets a monitor.target entity.")
+    ] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Change some fields of a target (the others stay).
+
+    A new kind, address or expected status makes the workers' assignments of the
+    target stale (its action_id grows): they drop it, and it is probed anew.
+    """
+    if entity is not None and no_entity:
+        raise fail("give --entity or --no-entity, not both", 2)
+    body = _target_options(
+        name=name,
+        kind=kind,
+        address=address,
+        expected_status=expected_status,
+        interval=interval,
+        timeout=timeout,
+        failure_threshold=failure_threshold,
+        entity_id=entity,
+    )
+    if no_entity:
+        body["entity_id"] = None
+    if not body:
+        raise fail("nothing to change: give at least one option (see --help)", 2)
+    _emit(_call(url, config, "PATCH", _target_path(target), json=body), fmt, key_value_table)
+
+
+@monitor_app.command("delete")
+def monitor_delete(target: TargetArgument, url: UrlOption = None, config: ConfigOption = None) -> None:
+    """Delete a target; the workers probing it stop."""
+    _call_without_answer(url, config, "DELETE", _target_path(target))
+    out.print(f"monitor target {target} deleted", highlight=False)
 
 
 # -- db -------------------------------------------------------------------------------

@@ -246,3 +246,33 @@ def alarm_history_table(rows: list[dict[str, Any]], title: str | None = None) ->
                 cells.append("" if value is None else str(value))
         table.add_row(*cells)
     return table
+
+
+TARGET_COLUMNS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("kind", "kind"),
+    ("address", "address"),
+    ("interval", "interval"),
+    ("timeout", "timeout"),
+    ("threshold", "failure_threshold"),
+    ("entity", "entity_id"),
+    ("status", "status"),
+    ("action_id", "action_id"),
+)
+_TARGET_STATUS_STYLES = {"reachable": "green", "unreachable": "bold red", "unknown": "dim"}
+
+
+def monitor_target_table(rows: list[dict[str, Any]]) -> Table:
+    """Monitor targets, one a row, their status coloured."""
+    table = Table(title=f"{len(rows)} monitor targets", header_style="bold")
+    for header, _ in TARGET_COLUMNS:
+        table.add_column(header, overflow="fold", no_wrap=header == "id")
+    for row in rows:
+        cells: list[Any] = []
+        for header, key in TARGET_COLUMNS:
+            value = row.get(key)
+            text = "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+            cells.append(Text(text, style=_TARGET_STATUS_STYLES.get(text, "")) if header == "status" else text)
+        table.add_row(*cells)
+    return table

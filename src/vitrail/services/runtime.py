@@ -63,7 +63,7 @@ from vitrail.services.rpc import (
 from vitrail.services.templates import TemplateService
 from vitrail.services.time_travel import TimeTravel
 from vitrail.services.topics import COLLECTOR_SERVICE, GRAPH_SERVICE, publisher
-from vitrail.storage import DeadLetterStore, EventLog, TemplateStore, create_engine, upgrade
+from vitrail.storage import DeadLetterStore, EventLog, TargetStore, TemplateStore, create_engine, upgrade
 from vitrail.storage.history import HistoryStore
 from vitrail.urls import mask_url
 
@@ -273,6 +273,7 @@ class Runtime:
             if self.engine is not None:
                 app.state.dead_letters = DeadLetterAdmin(DeadLetterStore(self.engine), self.bus.publish)
                 app.state.alarm_history = AlarmHistory(HistoryStore(self.engine))
+                app.state.monitor_targets = TargetStore(self.engine)
                 # The graph at a past time: rebuilt in a worker process, started at the first question.
                 self.time_travel = TimeTravel(settings, self.engine, static_directory=self.static_directory)
                 app.state.time_travel = self.time_travel

@@ -24,6 +24,7 @@ from vitrail.storage.dead_letters import DeadLetter, DeadLetterDraft, DeadLetter
 from vitrail.storage.event_log import EventLog, EventLogConflict, EventLogGap
 from vitrail.storage.leadership import EpochHolder, EpochStore, Fenced, check_epoch, read_watermark
 from vitrail.storage.models import events, metadata, templates
+from vitrail.storage.monitor_targets import DuplicateTarget, Target, TargetNotFound, TargetStore, UnknownMarker
 from vitrail.storage.snapshots import SnapshotCorrupt, SnapshotInfo, SnapshotNotFound, SnapshotStore, thinning_plan
 from vitrail.storage.templates import DuplicateTemplate, StoredTemplate, TemplateStore
 
@@ -34,6 +35,7 @@ __all__ = [
     "DeadLetterDraft",
     "DeadLetterNotFound",
     "DeadLetterStore",
+    "DuplicateTarget",
     "DuplicateTemplate",
     "EpochHolder",
     "EpochStore",
@@ -47,7 +49,11 @@ __all__ = [
     "SnapshotNotFound",
     "SnapshotStore",
     "StoredTemplate",
+    "Target",
+    "TargetNotFound",
+    "TargetStore",
     "TemplateStore",
+    "UnknownMarker",
     "check_connection",
     "check_epoch",
     "create_engine",

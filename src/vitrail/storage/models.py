@@ -30,6 +30,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Double,
     Float,
     Index,
     Integer,
@@ -431,6 +432,54 @@ history_progress = Table(
 )
 """The sequence number up to which the history is complete."""
 
+TARGET_NAME_LENGTH = 255
+TARGET_ADDRESS_LENGTH = 2048
+TARGET_KIND_LENGTH = 16
+TARGET_STATUS_LENGTH = 16
+
+monitor_targets = Table(
+    "monitor_targets",
+    metadata,
+    Column("id", String(36), primary_key=True, comment="uuid4; never reused (deletion is soft)"),
+    Column("name", String(TARGET_NAME_LENGTH), nullable=False),
+    Column(
+        "live_name",
+        ExactString(TARGET_NAME_LENGTH),
+        nullable=True,
+        comment="the name while the target is not deleted, else NULL: unique, compared byte for byte",
+    ),
+    Column("kind", String(TARGET_KIND_LENGTH), nullable=False, comment="tcp, http or vim"),
+    Column("address", String(TARGET_ADDRESS_LENGTH), nullable=False, comment="host:port (tcp) or a URL (http, vim)"),
+    Column("expected_status", Integer(), nullable=True, comment="http only: the status a well target answers"),
+    Column("interval", Double(), nullable=False, comment="seconds between two probes"),
+    Column("timeout", Double(), nullable=False, comment="seconds a probe may take; shorter than the interval"),
+    Column("failure_threshold", Integer(), nullable=False, comment="failed probes in a row before unreachable"),
+    Column(
+        "entity_id",
+        String(VITRAGE_ID_LENGTH),
+        nullable=True,
+        comment="vitrage_id of the entity it belongs to; NULL: a monitor.target entity of its own",
+    ),
+    Column(
+        "action_id",
+        BigInteger(),
+        nullable=False,
+        comment="fencing token: +1 when kind, address or expected_status change and at deletion",
+    ),
+    Column("status", String(TARGET_STATUS_LENGTH), nullable=False, comment="unknown, reachable or unreachable"),
+    Column("status_changed_at", UTCDateTime(), nullable=True),
+    Column("last_probe_at", UTCDateTime(), nullable=True),
+    Column("detail", Text(), nullable=True, comment="the last probe's error"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=True, comment="set at deletion; the row stays to fence old workers"),
+    UniqueConstraint("live_name"),
+    Index("ix_monitor_targets_created_at_id", "created_at", "id"),
+    comment="Endpoints the reachability monitor probes (seed 003), with their last status.",
+    **MYSQL_TABLE_OPTIONS,
+)
+"""Monitored endpoints; a worker's assignment carries ``action_id`` and is stale once it changed."""
+
 __all__ = [
     "ACTION_LENGTH",
     "DATASOURCE_LENGTH",
@@ -440,6 +489,8 @@ __all__ = [
     "MYSQL_TABLE_OPTIONS",
     "NAMING_CONVENTION",
     "SNAPSHOT_FORMAT_LENGTH",
+    "TARGET_ADDRESS_LENGTH",
+    "TARGET_NAME_LENGTH",
     "Blob",
     "ExactString",
     "UTCDateTime",
@@ -452,6 +503,7 @@ __all__ = [
     "json_text_type",
     "leadership",
     "metadata",
+    "monitor_targets",
     "sequence_type",
     "snapshot_chunks",
     "snapshots",
