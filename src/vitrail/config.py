@@ -307,8 +307,9 @@ class Settings(BaseSettings):
     )
     roles: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["all"],
-        description="What this process runs: api, graph, collector, persistor, listener, or all (the embedded "
-        "mode; all includes the listener when the nova datasource is enabled). `serve --role` overrides it.",
+        description="What this process runs: api, graph, collector, persistor, listener, conductor (the "
+        "monitor's database access), or all (the embedded mode; all includes the listener when the nova "
+        "datasource is enabled). `serve --role` overrides it.",
     )
     datasources: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["static", "prometheus", "doctor"],

@@ -16,6 +16,9 @@ they meet on RabbitMQ:
 * ``api``: the REST API; asks the graph over RPC, publishes posted alarms and
   template changes, stores templates.
 * ``listener``: consumes OpenStack notifications and publishes them.
+* ``conductor``: the monitor's database access over RPC (``update_target``
+  fenced by the target's ``action_id``, target pages for the workers); any
+  number, not part of ``all`` until the monitor workers exist.
 
 Any number of collectors, persistors and APIs can run; one graph leader.
 """
@@ -45,6 +48,7 @@ from vitrail.evaluator import templates as template_language
 from vitrail.graph.events import Event, utc_now
 from vitrail.services.alarm_history import AlarmHistory
 from vitrail.services.collector import Collector
+from vitrail.services.conductor import Conductor, conductor_handler
 from vitrail.services.dead_letter_admin import DeadLetterAdmin
 from vitrail.services.dead_letters import DeadLetterSender
 from vitrail.services.drivers import build_drivers
@@ -62,7 +66,7 @@ from vitrail.services.rpc import (
 )
 from vitrail.services.templates import TemplateService
 from vitrail.services.time_travel import TimeTravel
-from vitrail.services.topics import COLLECTOR_SERVICE, GRAPH_SERVICE, publisher
+from vitrail.services.topics import COLLECTOR_SERVICE, CONDUCTOR_SERVICE, GRAPH_SERVICE, publisher
 from vitrail.storage import DeadLetterStore, EventLog, TargetStore, TemplateStore, create_engine, upgrade
 from vitrail.storage.history import HistoryStore
 from vitrail.urls import mask_url
@@ -104,7 +108,7 @@ def _tune_gc() -> None:
 
 #: What a process can run. ``all`` is every core role, plus the listener when the
 #: nova datasource is enabled.
-ROLES = ("api", "collector", "graph", "listener", "persistor")
+ROLES = ("api", "collector", "conductor", "graph", "listener", "persistor")
 CORE_ROLES = frozenset(("api", "collector", "graph", "persistor"))
 
 
@@ -193,7 +197,7 @@ class Runtime:
         self.bus = open_bus(settings.transport_url)
         await self.bus.connect()
         publish = publisher(self.bus)
-        if roles & {"api", "graph", "persistor"}:
+        if roles & {"api", "conductor", "graph", "persistor"}:
             if settings.database.url is None:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(settings.database_url(), echo=settings.database.echo)
@@ -247,6 +251,11 @@ class Runtime:
             await role.start(wait_active=5.0)
             if not role.active.is_set():
                 log.info("the graph waits as a standby: another process is the leader", extra={"holder": role.holder})
+
+        if "conductor" in roles:
+            assert self.engine is not None
+            conductor = Conductor(TargetStore(self.engine))
+            self._rpc_servers.append(await self.bus.serve(CONDUCTOR_SERVICE, conductor_handler(conductor)))
 
         if "listener" in roles:
             nova = drivers["nova"]

@@ -29,6 +29,7 @@ PERSISTOR_GROUP = "persistor"
 #: RPC services.
 COLLECTOR_SERVICE = "collector"
 GRAPH_SERVICE = "graph"
+CONDUCTOR_SERVICE = "conductor"
 
 
 #: ``publish(events)``: put events on the bus; raises when the bus did not take them.
