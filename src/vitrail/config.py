@@ -315,7 +315,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["static", "prometheus", "doctor"],
         description="Datasources to run: static (topology files), simulator (a synthetic cloud), prometheus "
         "(Alertmanager webhooks), doctor (Vitrage's POST /v1/event), nova (OpenStack notifications, through "
-        "the listener). `serve --demo` adds the simulator.",
+        "the listener), monitor (reachability of the monitor's targets). `serve --demo` adds the simulator.",
     )
     api: ApiSettings = Field(default_factory=ApiSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -94,3 +94,22 @@ async def test_pages_and_bad_parameters_name_the_field(store: TargetStore) -> No
         assert raised.value.kind == "bad_request" and word in str(raised.value)
     assert (await bus.call(CONDUCTOR_SERVICE, "ping", {}))["name"] == "vitrail-conductor"
     await bus.close()
+
+
+async def test_a_status_change_is_stored_then_published_for_the_graph(store: TargetStore) -> None:
+    published: list = []
+
+    async def publish(events: list) -> None:
+        published.extend(events)
+
+    conductor = Conductor(store, publish)
+    target = await store.add(TargetDraft(name="web", kind="http", address="http://127.0.0.1:8080/"))
+    assert await conductor.update_target(target.id, "unreachable", 1, "refused") == "ok"
+    assert await conductor.update_target(target.id, "unreachable", 1, "refused again") == "ok"  # no change
+    assert await conductor.update_target(target.id, "reachable", 7) == "bad_action"  # stale: nothing
+    assert await conductor.update_target(target.id, "reachable", 1) == "ok"
+    assert [(e.datasource, e.payload["status"], e.payload["target_id"]) for e in published] == [
+        ("monitor", "unreachable", target.id),
+        ("monitor", "reachable", target.id),
+    ]
+    assert published[0].payload["detail"] == "refused" and published[0].event_id != published[1].event_id

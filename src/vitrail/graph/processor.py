@@ -400,6 +400,8 @@ class Processor:
         vertex.vitrage_operational_state = operational
 
     def _neighbor_id(self, ref: NeighborRef) -> str:
+        if ref.vitrage_id is not None:
+            return ref.vitrage_id
         if ref.match is not None:
             found = self.lookups.find(ref.category, ref.vitrage_type, ref.match[0], ref.match[1])
             if found is not None:
@@ -425,6 +427,8 @@ class Processor:
         for ref in neighbors:
             other_id = self._neighbor_id(ref)
             if other_id not in graph:
+                if ref.vitrage_id is not None:
+                    continue  # a vertex known only by its id cannot be a placeholder
                 self._create_placeholder(other_id, ref, sample_time)
             if ref.outgoing:
                 edge = graph.ensure_edge(vitrage_id, other_id, ref.label, sample_time, datasource, vitrage_id)

@@ -37,6 +37,9 @@ class NeighborRef:
     """``(property, value)``: link to the existing vertex of this category and type whose
     property has that value (an alert naming a host by its address). Only when there is
     none does ``id`` name the neighbour (then created as a placeholder)."""
+    vitrage_id: str | None = None
+    """The neighbour's own ``vitrage_id`` (a reference an operator gave, e.g. a monitor target's
+    entity): link to that vertex if it exists; no placeholder is made for it otherwise."""
 
 
 @dataclass(slots=True)

@@ -17,11 +17,13 @@ the target at once: it was deleted, or what it probes changed
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from vitrail.bus.base import EventBus, RpcHandler, RpcMethodError
-from vitrail.graph.events import EventError, normalize_timestamp
+from vitrail.datasources.monitor import status_event
+from vitrail.graph.events import Event, EventError, format_timestamp, normalize_timestamp
 from vitrail.services.rpc import process_identity
 from vitrail.services.topics import CONDUCTOR_SERVICE
 from vitrail.storage.monitor_targets import STATUSES, Target, TargetStore
@@ -35,21 +37,34 @@ MAX_DETAIL = 4_000
 
 
 class Conductor:
-    """What the conductor does, whatever carries the calls."""
+    """What the conductor does, whatever carries the calls.
 
-    def __init__(self, store: TargetStore) -> None:
+    ``publish``: where a status *change* goes as a ``monitor`` event (the graph:
+    :mod:`vitrail.datasources.monitor`); stored first, then published, so the
+    graph never shows a status the database does not hold.
+    """
+
+    def __init__(self, store: TargetStore, publish: Callable[[list[Event]], Awaitable[None]] | None = None) -> None:
         self.store = store
+        self.publish = publish
 
     async def update_target(
         self, target_id: str, status: str, action_id: int, detail: str | None = None, at: datetime | None = None
     ) -> str:
         """``ok``, ``bad_action`` (stale assignment: drop the target) or ``not_found``."""
+        before = await self.store.get(target_id) if self.publish is not None else None
         result = await self.store.record_status(target_id, status, action_id, detail, at)
         if result != "ok":
             log.info(
                 "a monitor worker's status was refused",
                 extra={"target": target_id, "action_id": action_id, "result": result},
             )
+            return result
+        if self.publish is not None and (before is None or before.status != status):
+            target = await self.store.get(target_id)
+            if target is not None and target.action_id == action_id:
+                moment = format_timestamp(target.status_changed_at or datetime.now(UTC))
+                await self.publish([status_event(_assignment(target) | {"detail": detail}, status, action_id, moment)])
         return result
 
     async def targets(self, limit: int = 1000, marker: str | None = None) -> list[dict[str, Any]]:

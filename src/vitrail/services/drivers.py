@@ -8,6 +8,7 @@ from vitrail.config import Settings
 from vitrail.datasources.alertmanager import AlertmanagerDriver
 from vitrail.datasources.base import Driver
 from vitrail.datasources.doctor import DoctorDriver
+from vitrail.datasources.monitor import MonitorDriver
 from vitrail.datasources.nova import NovaDriver
 from vitrail.datasources.simulator import SimulatorDriver, SimulatorShape
 
@@ -26,6 +27,8 @@ def build_drivers(settings: Settings, static_directory: Path | None = None) -> d
         drivers["prometheus"] = AlertmanagerDriver()
     if "doctor" in settings.datasources:
         drivers["doctor"] = DoctorDriver()
+    if "monitor" in settings.datasources:
+        drivers["monitor"] = MonitorDriver()
     if "nova" in settings.datasources:
         drivers["nova"] = NovaDriver(settings.listener.formats)
     if "static" in settings.datasources:

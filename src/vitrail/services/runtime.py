@@ -254,7 +254,7 @@ class Runtime:
 
         if "conductor" in roles:
             assert self.engine is not None
-            conductor = Conductor(TargetStore(self.engine))
+            conductor = Conductor(TargetStore(self.engine), publish)
             self._rpc_servers.append(await self.bus.serve(CONDUCTOR_SERVICE, conductor_handler(conductor)))
 
         if "listener" in roles:
