@@ -62,17 +62,7 @@ def target_body(target: Target) -> dict[str, Any]:
         return None if value is None else format_timestamp(value)
 
     return {
-        "id": target.id,
-        "name": target.name,
-        "kind": target.kind,
-        "address": target.address,
-        "expected_status": target.expected_status,
-        "interval": target.interval,
-        "timeout": target.timeout,
-        "failure_threshold": target.failure_threshold,
-        "entity_id": target.entity_id,
-        "action_id": target.action_id,
-        "status": target.status,
+        **target.assignment(),
         "status_changed_at": time(target.status_changed_at),
         "last_probe_at": time(target.last_probe_at),
         "detail": target.detail,

@@ -26,7 +26,7 @@ from vitrail.datasources.monitor import status_event
 from vitrail.graph.events import Event, EventError, format_timestamp, normalize_timestamp
 from vitrail.services.rpc import process_identity
 from vitrail.services.topics import CONDUCTOR_SERVICE
-from vitrail.storage.monitor_targets import STATUSES, Target, TargetStore
+from vitrail.storage.monitor_targets import STATUSES, TargetStore
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,12 @@ class Conductor:
             target = await self.store.get(target_id)
             if target is not None and target.action_id == action_id:
                 moment = format_timestamp(target.status_changed_at or datetime.now(UTC))
-                await self.publish([status_event(_assignment(target) | {"detail": detail}, status, action_id, moment)])
+                await self.publish([status_event(target.assignment() | {"detail": detail}, status, action_id, moment)])
         return result
 
     async def targets(self, limit: int = 1000, marker: str | None = None) -> list[dict[str, Any]]:
         """One page of the live targets, each with what a worker needs to probe it."""
-        return [_assignment(t) for t in await self.store.list(limit=limit, marker=marker)]
+        return [t.assignment() for t in await self.store.list(limit=limit, marker=marker)]
 
 
 def conductor_handler(conductor: Conductor) -> RpcHandler:
@@ -134,22 +134,6 @@ class RemoteConductor:
     async def targets(self, limit: int = 1000, marker: str | None = None) -> list[dict[str, Any]]:
         reply = await self.bus.call(CONDUCTOR_SERVICE, "targets", {"limit": limit, "marker": marker}, self.within)
         return list(reply["targets"])
-
-
-def _assignment(target: Target) -> dict[str, Any]:
-    return {
-        "id": target.id,
-        "name": target.name,
-        "kind": target.kind,
-        "address": target.address,
-        "expected_status": target.expected_status,
-        "interval": target.interval,
-        "timeout": target.timeout,
-        "failure_threshold": target.failure_threshold,
-        "entity_id": target.entity_id,
-        "action_id": target.action_id,
-        "status": target.status,
-    }
 
 
 def _text(params: dict[str, Any], name: str) -> str:

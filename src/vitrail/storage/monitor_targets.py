@@ -97,6 +97,23 @@ class Target:
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
+    def assignment(self) -> dict[str, Any]:
+        """What probing it takes, with its fencing token and last status (plain data, for the
+        API and for the workers)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "address": self.address,
+            "expected_status": self.expected_status,
+            "interval": self.interval,
+            "timeout": self.timeout,
+            "failure_threshold": self.failure_threshold,
+            "entity_id": self.entity_id,
+            "action_id": self.action_id,
+            "status": self.status,
+        }
+
 
 class TargetFields(Protocol):
     """What :meth:`TargetStore.add` stores: any object with these attributes
