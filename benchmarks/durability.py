@@ -485,15 +485,7 @@ async def _snapshot_storage(state: EncodedState, backend: str, repeat: int) -> d
         store = SnapshotStore(engine)
         for _ in range(repeat):
             started = time.perf_counter()
-            info = await store.save(
-                state.data,
-                sequence=state.sequence,
-                epoch=epoch,
-                format=state.format,
-                entities=state.entities,
-                relationships=state.relationships,
-                raw_bytes=state.raw_bytes,
-            )
+            info = await store.save_state(state, epoch)
             saves.append(time.perf_counter() - started)
             started = time.perf_counter()
             data = await store.load(info.id)

@@ -124,16 +124,7 @@ async def measure(hosts: int, count: int, backend: str, profile: bool = False) -
             await upgrade(engine)
             epoch = await EpochStore(engine).bump("graph", "benchmark")
             state = encode_state(live)
-            await SnapshotStore(engine).save(
-                state.data,
-                sequence=state.sequence,
-                epoch=epoch,
-                format=state.format,
-                entities=state.entities,
-                relationships=state.relationships,
-                raw_bytes=state.raw_bytes,
-                taken_at=start,
-            )
+            await SnapshotStore(engine).save_state(state, epoch, taken_at=start)
             snapshot_sequence = state.sequence
             log = EventLog(engine)
             events = _events(hosts, count, start + timedelta(seconds=1))

@@ -105,16 +105,7 @@ class HistoryScenario:
             )
             await step("get_all", self.driver.round_events(self.driver.get_all(), 1, format_timestamp(clock)))
             state = encode_state(self.live)
-            await snapshots.save(
-                state.data,
-                sequence=state.sequence,
-                epoch=epoch,
-                format=state.format,
-                entities=state.entities,
-                relationships=state.relationships,
-                raw_bytes=state.raw_bytes,
-                taken_at=clock + timedelta(seconds=10),
-            )
+            await snapshots.save_state(state, epoch, taken_at=clock + timedelta(seconds=10))
             await step("host_down", self.host_event("host-00001", "down", clock))
             changes = self.driver.get_changes()
             await step("changes", self.driver.change_events(changes, "c1", format_timestamp(clock)))

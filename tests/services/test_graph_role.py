@@ -65,15 +65,7 @@ async def _rebuild_after(events: list[Event], cut: int, corrupt_latest: bool) ->
             for index, event in enumerate(_copies(events)):
                 if index == cut:
                     state = encode_state(live)
-                    await snapshots.save(
-                        state.data,
-                        sequence=state.sequence,
-                        epoch=epoch,
-                        format=state.format,
-                        entities=state.entities,
-                        relationships=state.relationships,
-                        raw_bytes=state.raw_bytes,
-                    )
+                    await snapshots.save_state(state, epoch)
                 done = live.process(event)
                 if done is not None:
                     accepted.append(done)

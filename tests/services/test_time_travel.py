@@ -86,15 +86,7 @@ async def _fold_and_log(
         for index, (event, offset) in enumerate(zip(_copies(events), offsets, strict=True)):
             if index in cuts:
                 state = encode_state(live)
-                await snapshots.save(
-                    state.data,
-                    sequence=state.sequence,
-                    epoch=epoch,
-                    format=state.format,
-                    entities=state.entities,
-                    relationships=state.relationships,
-                    raw_bytes=state.raw_bytes,
-                )
+                await snapshots.save_state(state, epoch)
             if offset is not None:
                 event.received_at = format_timestamp(BASE + timedelta(seconds=offset))
             done = live.process(event)

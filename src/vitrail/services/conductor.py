@@ -60,11 +60,15 @@ class Conductor:
                 extra={"target": target_id, "action_id": action_id, "result": result},
             )
             return result
-        if self.publish is not None and (before is None or before.status != status):
-            target = await self.store.get(target_id)
-            if target is not None and target.action_id == action_id:
-                moment = format_timestamp(target.status_changed_at or datetime.now(UTC))
-                await self.publish([status_event(target.assignment() | {"detail": detail}, status, action_id, moment)])
+        # The definition read before the write is the one the write was fenced by (same action_id).
+        if (
+            self.publish is not None
+            and before is not None
+            and before.action_id == action_id
+            and before.status != status
+        ):
+            moment = format_timestamp(at or datetime.now(UTC))
+            await self.publish([status_event(before.assignment() | {"detail": detail}, status, action_id, moment)])
         return result
 
     async def targets(self, limit: int = 1000, marker: str | None = None) -> list[dict[str, Any]]:

@@ -121,15 +121,7 @@ class Snapshotter:
                 raise TimeoutError(f"the event log did not reach sequence {state.sequence} in {self.STORE_PATIENCE} s")
             await asyncio.sleep(self.settings.ack_poll_interval)
         started = time.perf_counter()
-        info = await self.store.save(
-            state.data,
-            sequence=state.sequence,
-            epoch=self.epoch,
-            format=state.format,
-            entities=state.entities,
-            relationships=state.relationships,
-            raw_bytes=state.raw_bytes,
-        )
+        info = await self.store.save_state(state, self.epoch)
         self.last_sequence = state.sequence
         self.last_taken = time.monotonic()
         self.taken += 1

@@ -209,12 +209,12 @@ class HistoryStore:
             changed: list[AlarmRecord] = batch  # type: ignore[assignment]
             # The row being changed is the open one of that alarm (started before this change).
             rows = [_change_row(r) for r in changed]
-            open_starts = await _open_starts(connection, [r.vitrage_id for r in changed])
+            open_starts = await _open_start_times(connection, [r.vitrage_id for r in changed])
             stored = []
             for row in rows:
-                start = open_starts.get(row["vitrage_id"])
-                if start is not None and start < row["sequence"]:
-                    row["start_sequence"] = start
+                begin = open_starts.get(row["vitrage_id"])
+                if begin is not None and begin[0] < row["sequence"]:
+                    row["start_sequence"] = begin[0]
                     stored.append(row)
             if stored:
                 await connection.execute(self._insert_change, stored)
@@ -629,19 +629,6 @@ def _cause_end_params(record: CauseRecord) -> dict[str, Any]:
         "b_sequence": record.sequence,
         "b_time": _time(record.time),
     }
-
-
-async def _open_starts(connection: AsyncConnection, vitrage_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    unique = sorted(set(vitrage_ids))
-    for start in range(0, len(unique), 500):
-        rows = await connection.execute(
-            select(alarm_history.c.vitrage_id, alarm_history.c.start_sequence).where(
-                alarm_history.c.vitrage_id.in_(unique[start : start + 500]), alarm_history.c.end_sequence.is_(None)
-            )
-        )
-        found.update({vitrage_id: int(sequence) for vitrage_id, sequence in rows})
-    return found
 
 
 async def _set_progress(connection: AsyncConnection, sequence: int, longest: float) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vitrail.graph.snapshot import EncodedState
 from vitrail.storage.leadership import GRAPH, check_epoch, writer_engine
 from vitrail.storage.models import SNAPSHOT_FORMAT_LENGTH, snapshot_chunks, snapshots
 
@@ -174,6 +175,19 @@ class SnapshotStore:
         self._engine = engine
         self._writer = writer_engine(engine)
         self.chunk_size = chunk_size
+
+    async def save_state(self, state: EncodedState, epoch: int, taken_at: datetime | None = None) -> SnapshotInfo:
+        """:meth:`save` an encoded processor state with the metadata it carries."""
+        return await self.save(
+            state.data,
+            sequence=state.sequence,
+            epoch=epoch,
+            format=state.format,
+            entities=state.entities,
+            relationships=state.relationships,
+            raw_bytes=state.raw_bytes,
+            taken_at=taken_at,
+        )
 
     async def save(
         self,
